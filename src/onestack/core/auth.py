@@ -1,0 +1,93 @@
+"""Token validation for every service.
+
+A service asks a ``TokenValidator`` what a token means. In the all-in-one process
+the identity service hands its own validator to the others, so a check is a
+function call (cached); across hosts ``onestack.core.clients.identity`` validates
+over HTTP with the same cache. Revocations reach the cache through
+``TokenCache.invalidate``/``clear`` in-process and through the TTL across hosts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Protocol
+
+from starlette.requests import Request
+
+from onestack.core.context import AuthInfo, RequestContext
+from onestack.core.errors import Unauthorized
+
+AUTH_HEADER = "x-auth-token"
+
+
+class TokenValidator(Protocol):
+    async def validate(self, token: str, *, allow_expired: bool = False) -> AuthInfo:
+        """What ``token`` says.
+
+        Raises:
+            Unauthorized: the token is malformed, expired, revoked, or its user or
+                scope is gone or disabled.
+        """
+        ...
+
+
+class TokenCache:
+    """An LRU of validated tokens that honours each token's expiry and a TTL."""
+
+    def __init__(self, *, ttl: float = 300.0, size: int = 10000):
+        self.ttl = ttl
+        self.size = size
+        self._items: OrderedDict[str, tuple[float, AuthInfo]] = OrderedDict()
+
+    def get(self, token: str) -> AuthInfo | None:
+        hit = self._items.get(token)
+        if hit is None:
+            return None
+        stored, info = hit
+        now = time.monotonic()
+        if now - stored > self.ttl or (
+            info.expires_at is not None and info.expires_at <= datetime.now(timezone.utc)
+        ):
+            self._items.pop(token, None)
+            return None
+        self._items.move_to_end(token)
+        return info
+
+    def put(self, token: str, info: AuthInfo) -> None:
+        self._items[token] = (time.monotonic(), info)
+        self._items.move_to_end(token)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def invalidate(self, token: str) -> None:
+        self._items.pop(token, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def request_context(request: Request) -> RequestContext:
+    """The request's context, created on first use (without authenticating)."""
+    ctx = request.scope.get("onestack.context")
+    if ctx is None:
+        ctx = RequestContext(request_id=request.scope.get("state", {}).get("request_id", ""))
+        request.scope["onestack.context"] = ctx
+    return ctx
+
+
+async def authenticate(request: Request, validator: TokenValidator) -> RequestContext:
+    """The request's context with the caller's token validated.
+
+    Raises:
+        Unauthorized: no token, or one the validator refuses.
+    """
+    ctx = request_context(request)
+    if ctx.auth is not None:
+        return ctx
+    token = request.headers.get(AUTH_HEADER)
+    if not token:
+        raise Unauthorized("The request you have made requires authentication.")
+    ctx.auth = await validator.validate(token)
+    return ctx

@@ -1,0 +1,157 @@
+"""Typed configuration: one TOML file in the data dir plus environment overrides.
+
+Read once by the command line, then passed explicitly; nothing reads the
+environment at import time. An environment variable ``ONESTACK_<FIELD>`` overrides
+a top-level field and ``ONESTACK_<SECTION>__<FIELD>`` a field of a section, for
+example ``ONESTACK_DATABASE_URL`` or ``ONESTACK_IDENTITY__TOKEN_EXPIRATION``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONFIG_FILE = "onestack.toml"
+ENV_PREFIX = "ONESTACK_"
+DEFAULT_PORT = 8780
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/onestack``, that is ``~/.local/share/onestack`` by default."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "onestack"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IdentitySettings(Section):
+    token_expiration: int = Field(3600, gt=0, description="Token lifetime in seconds")
+    allow_expired_window: int = Field(
+        172800, ge=0, description="How long after expiry ?allow_expired=1 still validates"
+    )
+    max_active_keys: int = Field(3, ge=2, description="Fernet keys kept by rotation")
+    list_limit: int | None = Field(None, gt=0, description="Truncate identity lists")
+    password_time_cost: int = Field(2, ge=1)
+    password_memory_cost_kib: int = Field(19456, ge=1024)
+    lockout_failure_attempts: int | None = None
+    lockout_duration: int = 1800
+
+
+class Settings(Section):
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    public_url: str | None = Field(
+        None, description="Base URL the catalog advertises; derived from host and port if unset"
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL; SQLite under the data dir if unset"
+    )
+    region: str = "RegionOne"
+    log_level: str = "info"
+    access_log: bool = True
+    identity: IdentitySettings = IdentitySettings()
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'onestack.db'}"
+
+    def path(self, *parts: str) -> Path:
+        return self.data_dir.joinpath(*parts)
+
+
+class ConfigError(Exception):
+    """The config file or an override is not valid."""
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "DATA_DIR":
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        section, _, field = name.partition("__")
+        if field:
+            out.setdefault(section, {})[field] = value
+        else:
+            out[section] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Settings from ``DATA_DIR/onestack.toml``, then the environment, then ``overrides``
+    (the command line's flags; ``None`` values are ignored).
+
+    Raises:
+        ConfigError: the file is not TOML or a value has the wrong type.
+    """
+    environ = os.environ if environ is None else environ
+    directory = Path(
+        data_dir or environ.get(ENV_PREFIX + "DATA_DIR") or default_data_dir()
+    ).absolute()
+    values: dict[str, Any] = {}
+    file = directory / CONFIG_FILE
+    if file.exists():
+        try:
+            values = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: {exc}") from exc
+    values = _merge(values, _env_overrides(environ))
+    values = _merge(values, {k: v for k, v in overrides.items() if v is not None})
+    values["data_dir"] = directory
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration ({file} or {ENV_PREFIX}*): {exc}") from exc
+
+
+TEMPLATE = """\
+# OneStack configuration. Every key is optional; environment variables
+# ONESTACK_<KEY> (and ONESTACK_<SECTION>__<KEY>) override this file.
+# host = "127.0.0.1"
+# port = {port}
+# database_url = "postgresql+asyncpg://user@127.0.0.1/onestack"
+# region = "RegionOne"
+# log_level = "info"
+
+[identity]
+# token_expiration = 3600
+"""
+
+
+def write_template(directory: Path) -> None:
+    """Write a commented config file if the data dir has none."""
+    file = directory / CONFIG_FILE
+    if not file.exists():
+        file.write_text(TEMPLATE.format(port=DEFAULT_PORT))

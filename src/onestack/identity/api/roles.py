@@ -1,0 +1,5 @@
+"""Placeholder: filled in by the roles work."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

@@ -1,0 +1,1 @@
+"""Identity logic, one module per area; handlers in ``api/`` call these."""
