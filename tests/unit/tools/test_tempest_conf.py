@@ -12,7 +12,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
 
-import tempest_run  # noqa: E402
+import tempest_run
 
 CLOUDS_YAML = """
 clouds:

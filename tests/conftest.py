@@ -1,0 +1,150 @@
+"""Shared fixtures: a whole OneStack in-process (the ASGI app, real database,
+real tokens) and an httpx client wired to it with ASGITransport.
+
+``ONESTACK_TEST_DATABASE_URL`` points the suite at PostgreSQL or MariaDB (a fresh
+database per test is created under that server and dropped afterwards); without
+it each test gets SQLite in its own temporary data dir.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from onestack.core import config
+from onestack.identity import bootstrap
+from onestack.server import asgi_app, create_app
+
+BASE = "http://onestack.test"
+
+
+@dataclass
+class Cloud:
+    """A running in-process cloud and a client for it."""
+
+    client: httpx.AsyncClient
+    settings: config.Settings
+    creds: bootstrap.Credentials
+    app: Any
+    admin_token: str = ""
+    demo_token: str = ""
+
+    @property
+    def identity(self) -> str:
+        return "/identity/v3"
+
+    async def token(
+        self,
+        user: str,
+        password: str,
+        *,
+        project: str | None = None,
+        domain: str | None = None,
+        system: bool = False,
+        user_domain: str = "default",
+    ) -> httpx.Response:
+        auth: dict[str, Any] = {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": user, "domain": {"id": user_domain}, "password": password}
+                },
+            }
+        }
+        if project:
+            auth["scope"] = {"project": {"name": project, "domain": {"id": "default"}}}
+        elif domain:
+            auth["scope"] = {"domain": {"id": domain}}
+        elif system:
+            auth["scope"] = {"system": {"all": True}}
+        return await self.client.post(f"{self.identity}/auth/tokens", json={"auth": auth})
+
+    def as_(self, token: str) -> dict[str, str]:
+        return {"X-Auth-Token": token}
+
+    async def get(self, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
+        return await self.client.get(self.identity + path, headers=self.as_(token or self.admin_token), **kw)
+
+    async def post(self, path: str, body: Any, token: str | None = None, **kw: Any) -> httpx.Response:
+        return await self.client.post(self.identity + path, json=body, headers=self.as_(token or self.admin_token), **kw)
+
+    async def patch(self, path: str, body: Any, token: str | None = None) -> httpx.Response:
+        return await self.client.patch(self.identity + path, json=body, headers=self.as_(token or self.admin_token))
+
+    async def put(self, path: str, body: Any = None, token: str | None = None) -> httpx.Response:
+        kw: dict[str, Any] = {"json": body} if body is not None else {}
+        return await self.client.put(self.identity + path, headers=self.as_(token or self.admin_token), **kw)
+
+    async def delete(self, path: str, token: str | None = None) -> httpx.Response:
+        return await self.client.delete(self.identity + path, headers=self.as_(token or self.admin_token))
+
+    async def head(self, path: str, token: str | None = None) -> httpx.Response:
+        return await self.client.head(self.identity + path, headers=self.as_(token or self.admin_token))
+
+
+async def _server_database(url: str) -> AsyncIterator[str]:
+    """A fresh database on the server of ``url``; dropped afterwards."""
+    name = f"onestack_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        async with admin.connect() as conn:
+            if admin.dialect.name == "postgresql":
+                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str | None]:
+    url = os.environ.get("ONESTACK_TEST_DATABASE_URL")
+    if not url:
+        yield None
+        return
+    async for db in _server_database(url):
+        yield db
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None) -> config.Settings:
+    return config.load(
+        tmp_path / "data",
+        environ={},
+        database_url=database_url,
+        port=8780,
+        access_log=False,
+        # cheaper hashing for tests; the algorithm is the same
+        identity={"password_time_cost": 1, "password_memory_cost_kib": 1024},
+    )
+
+
+@pytest.fixture
+async def cloud(settings: config.Settings) -> AsyncIterator[Cloud]:
+    root = create_app(settings)
+    app = asgi_app(settings)
+    app.app = root  # the middleware wraps the very app whose lifespan we run
+    async with root.router.lifespan_context(root):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            creds = bootstrap.load_or_create_credentials(settings.path("secrets", "passwords"))
+            c = Cloud(client=client, settings=settings, creds=creds, app=root)
+            r = await c.token("admin", creds.admin_password, project="admin")
+            assert r.status_code == 201, r.text
+            c.admin_token = r.headers["X-Subject-Token"]
+            r = await c.token("demo", creds.demo_password, project="demo")
+            assert r.status_code == 201, r.text
+            c.demo_token = r.headers["X-Subject-Token"]
+            yield c
