@@ -41,28 +41,17 @@ BIN = VENV / "bin"
 # Catalog service type -> [service_available] option of tempest or one of its plugins.
 # oslo.config ignores options no installed plugin registers, so listing them is harmless;
 # a service OneStack adds to its catalog switches its tests on automatically.
+# fmt: off
 SERVICE_OPTIONS: dict[str, str] = {
-    "compute": "nova",
-    "image": "glance",
-    "object-store": "swift",
-    "volumev3": "cinder",
-    "block-storage": "cinder",
-    "volume": "cinder",
-    "network": "neutron",
-    "orchestration": "heat",
-    "metering": "ceilometer",
-    "metric": "gnocchi",
-    "alarming": "aodh",
-    "dns": "designate",
-    "load-balancer": "load_balancer",
-    "key-manager": "barbican",
-    "baremetal": "ironic",
-    "sharev2": "manila",
-    "container-infra": "magnum",
-    "database": "trove",
-    "messaging": "zaqar",
+    "compute": "nova", "image": "glance", "object-store": "swift", "network": "neutron",
+    "volumev3": "cinder", "block-storage": "cinder", "volume": "cinder",
+    "orchestration": "heat", "metering": "ceilometer", "metric": "gnocchi",
+    "alarming": "aodh", "dns": "designate", "load-balancer": "load_balancer",
+    "key-manager": "barbican", "baremetal": "ironic", "sharev2": "manila",
+    "container-infra": "magnum", "database": "trove", "messaging": "zaqar",
     "workflowv2": "mistral",
 }
+# fmt: on
 ALWAYS_OFF = ("horizon",)  # a dashboard has no catalog entry
 
 
@@ -162,9 +151,13 @@ def write_workspace(workdir: Path, conf: configparser.ConfigParser) -> Path:
     if not (workdir / ".stestr.conf").exists():
         if workdir.exists() and not any(workdir.iterdir()):
             workdir.rmdir()
-        with tempfile.TemporaryDirectory() as tmp:  # leave ~/.tempest/workspace.yaml alone
-            init = [str(BIN / "tempest"), "init", "--workspace-path", f"{tmp}/ws.yaml"]
-            subprocess.run([*init, str(workdir)], check=True, stdout=subprocess.DEVNULL)
+        # Empty --config-dir and a throwaway --workspace-path: ignore /etc/tempest and
+        # leave ~/.tempest alone.
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "etc").mkdir()
+            init = [str(BIN / "tempest"), "init", "--config-dir", f"{tmp}/etc"]
+            init += ["--workspace-path", f"{tmp}/ws.yaml", str(workdir)]
+            subprocess.run(init, check=True, stdout=subprocess.DEVNULL)
     path = workdir / "etc" / "tempest.conf"
     with path.open("w") as fh:
         conf.write(fh)

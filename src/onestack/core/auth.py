@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Protocol
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from starlette.requests import Request
 
@@ -33,30 +34,40 @@ class TokenValidator(Protocol):
         ...
 
 
-class TokenCache:
+V = TypeVar("V")
+
+
+class TokenCache(Generic[V]):
     """An LRU of validated tokens that honours each token's expiry and a TTL."""
 
-    def __init__(self, *, ttl: float = 300.0, size: int = 10000):
+    def __init__(
+        self,
+        *,
+        ttl: float = 300.0,
+        size: int = 10000,
+        expires: Callable[[V], datetime | None] = lambda v: getattr(v, "expires_at", None),
+    ):
         self.ttl = ttl
         self.size = size
-        self._items: OrderedDict[str, tuple[float, AuthInfo]] = OrderedDict()
+        self._expires = expires
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
 
-    def get(self, token: str) -> AuthInfo | None:
+    def get(self, token: str) -> V | None:
         hit = self._items.get(token)
         if hit is None:
             return None
-        stored, info = hit
-        now = time.monotonic()
-        if now - stored > self.ttl or (
-            info.expires_at is not None and info.expires_at <= datetime.now(timezone.utc)
+        stored, value = hit
+        expires = self._expires(value)
+        if time.monotonic() - stored > self.ttl or (
+            expires is not None and expires <= datetime.now(timezone.utc)
         ):
             self._items.pop(token, None)
             return None
         self._items.move_to_end(token)
-        return info
+        return value
 
-    def put(self, token: str, info: AuthInfo) -> None:
-        self._items[token] = (time.monotonic(), info)
+    def put(self, token: str, value: V) -> None:
+        self._items[token] = (time.monotonic(), value)
         self._items.move_to_end(token)
         while len(self._items) > self.size:
             self._items.popitem(last=False)

@@ -32,6 +32,10 @@ Thus ``is_admin:True`` matches ``creds["is_admin"] is True`` but
 Rules are parsed once and compiled into closures; ``rule:`` references are
 inlined, and a rule that (indirectly) refers to itself is rejected with
 :class:`PolicyError` when rules are loaded or registered.
+
+One deliberate difference from oslo: a ``None`` credential or target value never
+matches (oslo compares ``str(None)``, so an unscoped caller would pass
+``project_id:%(target.project.id)s`` on a target without a project).
 """
 
 from __future__ import annotations
@@ -167,7 +171,7 @@ def _matcher(match: str) -> Callable[[Mapping[str, Any]], str | None]:
 
         def single(t: Mapping[str, Any]) -> str | None:
             value = _target_value(t, key, segs)
-            return None if value is _MISSING else str(value)
+            return None if value is _MISSING or value is None else str(value)
 
         return single
 
@@ -175,7 +179,7 @@ def _matcher(match: str) -> Callable[[Mapping[str, Any]], str | None]:
         out = [lits[0]]
         for (key, segs), lit in zip(keys, lits[1:]):
             value = _target_value(t, key, segs)
-            if value is _MISSING:
+            if value is _MISSING or value is None:
                 return None
             out += (str(value), lit)
         return "".join(out)
@@ -197,6 +201,8 @@ def _find(value: Any, segs: tuple[str, ...], match: str) -> bool:
 
 def _cred_matches(creds: Mapping[str, Any], key: str, segs: tuple[str, ...], match: str) -> bool:
     value = creds.get(key, _MISSING)
+    if value is None:
+        return False
     if value is _MISSING:
         return len(segs) > 1 and _find(creds, segs, match)
     if isinstance(value, _SEQUENCES):

@@ -199,3 +199,26 @@ async def test_unknown_path_is_keystone_404(cloud: Cloud) -> None:
     r = await cloud.get("/nothing-here")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == 404
+
+
+async def test_key_rotation_is_picked_up_without_restart(cloud: Cloud) -> None:
+    from onestack.identity.fernet import KeyRepository, TokenFormatter
+
+    st = cloud.app.state.runtime.extras["identity"]
+    old = cloud.demo_token
+    # another process (`onestack rotate-keys`, or another host) rotates the keys
+    repo = KeyRepository(cloud.settings.path("fernet-keys"), 3)
+    repo.rotate()
+    outside = TokenFormatter(repo)
+    payload = st.formatter.validate(old)
+    fresh = outside.create(payload)  # made with the new primary key
+    hdrs = {"X-Auth-Token": cloud.admin_token, "X-Subject-Token": fresh}
+    assert (await cloud.client.get("/identity/v3/auth/tokens", headers=hdrs)).status_code == 200
+    # tokens made before the rotation still validate
+    hdrs["X-Subject-Token"] = old
+    assert (await cloud.client.get("/identity/v3/auth/tokens", headers=hdrs)).status_code == 200
+    # after enough rotations the old key is gone and so is the old token
+    for _ in range(3):
+        repo.rotate()
+    st.tokens._keys_checked = 0.0  # the running process looks at most once a second
+    assert (await cloud.client.get("/identity/v3/auth/tokens", headers=hdrs)).status_code in (401, 404)

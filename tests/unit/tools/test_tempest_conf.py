@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import io
+import subprocess
 import sys
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def test_write_workspace_inits_once_and_rewrites_conf(
         (workdir / "etc").mkdir(parents=True)
         (workdir / ".stestr.conf").write_text("[DEFAULT]\n")
 
-    monkeypatch.setattr(tempest_run.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)
     workdir = tmp_path / "ws"
     conf = tempest_run.build_conf(yaml.safe_load(CLOUDS_YAML), [], workdir)
     path = tempest_run.write_workspace(workdir, conf)

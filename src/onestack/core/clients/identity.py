@@ -48,7 +48,7 @@ class IdentityTokenValidator:
     def __init__(self, http: httpx.AsyncClient, service_token: str, *, cache_ttl: float = 60.0):
         self.http = http
         self.service_token = service_token
-        self.cache = TokenCache(ttl=cache_ttl)
+        self.cache: TokenCache[AuthInfo] = TokenCache(ttl=cache_ttl)
 
     async def validate(self, token: str, *, allow_expired: bool = False) -> AuthInfo:
         if not allow_expired and (hit := self.cache.get(token)) is not None:

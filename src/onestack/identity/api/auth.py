@@ -57,9 +57,17 @@ async def _subject(request: Request, action: str) -> TokenData:
 async def validate_token(request: Request) -> Response:
     """``GET /v3/auth/tokens`` (X-Subject-Token)."""
     data = await _subject(request, "identity:validate_token")
-    nocatalog = query_bool(request.query_params.get("nocatalog"))
-    catalog = None if nocatalog else await state(request).tokens.catalog()
-    return JSONResponse(data.body(catalog), headers={SUBJECT_HEADER: data.token})
+    st = state(request)
+    nocatalog = bool(query_bool(request.query_params.get("nocatalog")))
+    # services validate the same tokens over and over: keep the rendered body
+    # (dropped with the other caches on any identity write)
+    key = ("validate-body", data.token, nocatalog)
+    body: bytes | None = st.lookups.get(key)
+    if body is None:
+        catalog = None if nocatalog else await st.tokens.catalog()
+        body = JSONResponse(data.body(catalog)).body
+        st.lookups.put(key, body)
+    return Response(body, media_type="application/json", headers={SUBJECT_HEADER: data.token})
 
 
 async def check_token(request: Request) -> Response:

@@ -5,6 +5,8 @@ so a response never tells whether the user, the password or the domain was wrong
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,7 +19,7 @@ from onestack.identity.fernet import TokenPayload
 from onestack.identity.models import ApplicationCredential, Password, Project, User
 from onestack.identity.service import effective
 from onestack.identity.service.tokens import TokenProvider
-from onestack.identity.state import IdentityState
+from onestack.identity.state import IdentityState, LazySession
 
 SUPPORTED_METHODS = ("password", "token", "application_credential")
 
@@ -66,33 +68,57 @@ async def _check_user_usable(session: AsyncSession, user: User) -> None:
         raise AuthFailed()
 
 
-async def password_user(st: IdentityState, session: AsyncSession, body: Any) -> User:
+@dataclass(frozen=True)
+class _PasswordUser:
+    user_id: str
+    hash: str
+    expires_at: datetime | None
+    usable: bool
+
+
+async def _password_user_lookup(session: AsyncSession, uref: dict[str, Any]) -> _PasswordUser:
+    user = await _user(session, uref)
+    stored = await session.scalar(
+        select(Password).where(Password.user_id == user.id).order_by(Password.id.desc()).limit(1)
+    )
+    if stored is None:
+        raise AuthFailed()
+    dom = await session.get(Project, user.domain_id)
+    usable = user.enabled and dom is not None and dom.enabled
+    return _PasswordUser(user.id, stored.hash, stored.expires_at, usable)
+
+
+async def password_user(st: IdentityState, session: LazySession, body: Any) -> str:
+    """The id of the user that ``body`` (the ``password`` method) authenticates."""
     body = _obj(body, "password")
     uref = _obj(body.get("user"), "password/user")
     password = uref.get("password")
     if not isinstance(password, str):
         raise BadRequest("Expecting to find password in user.")
-    try:
-        user = await _user(session, uref)
-    except Unauthorized:
-        await st.hasher.dummy_verify()
-        raise
-    stored = await session.scalar(
-        select(Password).where(Password.user_id == user.id).order_by(Password.id.desc()).limit(1)
-    )
-    if stored is None:
-        await st.hasher.dummy_verify()
+    key = ("password-user", json.dumps({k: v for k, v in uref.items() if k != "password"},
+                                       sort_keys=True, default=str))
+    found: _PasswordUser | None = st.lookups.get(key)
+    if found is None:
+        try:
+            found = await _password_user_lookup(await session(), uref)
+        except Unauthorized:
+            await st.hasher.dummy_verify()
+            raise
+        st.lookups.put(key, found)
+    if not await st.hasher.verify(found.hash, password):
         raise AuthFailed()
-    if not await st.hasher.verify(stored.hash, password):
-        raise AuthFailed()
-    if stored.expires_at and stored.expires_at <= datetime.now(timezone.utc):
+    if found.expires_at and found.expires_at <= datetime.now(timezone.utc):
         raise Unauthorized("The password is expired and needs to be changed.")
-    await _check_user_usable(session, user)
-    return user
+    if not found.usable:
+        raise AuthFailed()
+    return found.user_id
 
 
-async def app_cred(st: IdentityState, session: AsyncSession, body: Any) -> ApplicationCredential:
+async def app_cred(
+    st: IdentityState, lazy: LazySession, body: Any
+) -> ApplicationCredential:
     body = _obj(body, "application_credential")
+    session = await lazy()
     secret = body.get("secret")
     if not isinstance(secret, str):
         raise BadRequest("Expecting to find secret in application_credential.")
@@ -177,7 +203,7 @@ async def authenticate(st: IdentityState, auth: Any) -> TokenPayload:
             raise Unauthorized(f"Attempted to authenticate with an unsupported method: {m}.")
     provider: TokenProvider = st.tokens
     parent: TokenPayload | None = None
-    async with st.read() as session:
+    async with st.lazy_read() as session:
         user_id: str | None = None
         ac: ApplicationCredential | None = None
         if "token" in methods:
@@ -193,10 +219,10 @@ async def authenticate(st: IdentityState, auth: Any) -> TokenPayload:
                                 "get another token is not allowed.")
             user_id = parent.user_id
         if "password" in methods:
-            user = await password_user(st, session, ident.get("password"))
-            if user_id is not None and user_id != user.id:
+            pw_user_id = await password_user(st, session, ident.get("password"))
+            if user_id is not None and user_id != pw_user_id:
                 raise AuthFailed()
-            user_id = user.id
+            user_id = pw_user_id
         if "application_credential" in methods:
             ac = await app_cred(st, session, ident.get("application_credential"))
             if user_id is not None and user_id != ac.user_id:
@@ -208,14 +234,19 @@ async def authenticate(st: IdentityState, auth: Any) -> TokenPayload:
                 raise Forbidden("Application credentials cannot request a scope.")
             project_id, domain_id, system = ac.project_id, None, ac.system
         else:
-            project_id, domain_id, system = await _scope(session, auth.get("scope"))
+            skey = ("scope-ref", json.dumps(auth.get("scope"), sort_keys=True, default=str))
+            scoped = st.lookups.get(skey)
+            if scoped is None:
+                scoped = await _scope(await session(), auth.get("scope"))
+                st.lookups.put(skey, scoped)
+            project_id, domain_id, system = scoped
             if (
                 "scope" not in auth
                 and parent is None
-                and (user := await session.get(User, user_id)) is not None
+                and (user := await (await session()).get(User, user_id)) is not None
                 and user.default_project_id
             ):
-                project_id = await _usable_default_project(session, user)
+                project_id = await _usable_default_project(await session(), user)
     return provider.new_payload(
         user_id,
         methods,

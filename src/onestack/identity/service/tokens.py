@@ -13,6 +13,8 @@ API request costs a dictionary look-up.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -36,7 +38,7 @@ from onestack.identity.models import (
 )
 from onestack.identity.service import effective
 from onestack.identity.service.catalog import build_catalog
-from onestack.identity.state import IdentityState
+from onestack.identity.state import IdentityState, LazySession
 
 EXPIRES_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -108,6 +110,19 @@ class TokenData:
         )
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """The part of a token's data that depends on its user and scope, not on the
+    token itself (so it is shared by every token for the same user and scope)."""
+
+    user: dict[str, Any]
+    roles: list[dict[str, str]]
+    project: dict[str, Any] | None
+    domain: dict[str, Any] | None
+    app_cred: dict[str, Any] | None
+    app_cred_expires: datetime | None
+
+
 def _ref(obj_id: str, name: str) -> dict[str, str]:
     return {"id": obj_id, "name": name}
 
@@ -117,16 +132,46 @@ class TokenProvider:
 
     def __init__(self, st: IdentityState):
         self.st = st
-        self.cache = TokenCache(ttl=300.0)
+        self._keys_mtime = self._keys_stamp()
+        self._keys_checked = time.monotonic()
+        self.cache: TokenCache[AuthInfo] = TokenCache(ttl=300.0)
+        self.data_cache: TokenCache[TokenData] = TokenCache(
+            ttl=300.0, expires=lambda d: d.payload.expires_at
+        )
         self._cache_generation = -1
         self._catalog: list[dict[str, Any]] | None = None
         self._catalog_generation = -1
 
+    # -- keys ----------------------------------------------------------------
+
+    def _keys_stamp(self) -> float:
+        return os.stat(self.st.keys.path).st_mtime
+
+    def _reload_if_rotated(self, *, force_check: bool = False) -> bool:
+        """Pick up keys that ``onestack rotate-keys`` changed on disk (rotation
+        renames files in the directory, which changes its mtime). Checked at most
+        once a second, and whenever a token fails to decrypt."""
+        now = time.monotonic()
+        if not force_check and now - self._keys_checked < 1.0:
+            return False
+        self._keys_checked = now
+        stamp = self._keys_stamp()
+        if stamp == self._keys_mtime:
+            return False
+        self._keys_mtime = stamp
+        self.st.formatter.reload()
+        # a removed key must take its tokens with it
+        self.cache.clear()
+        self.data_cache.clear()
+        return True
+
     # -- validation --------------------------------------------------------
 
     def _sync_cache(self) -> None:
+        self._reload_if_rotated()
         if self._cache_generation != self.st.generation:
             self.cache.clear()
+            self.data_cache.clear()
             self._cache_generation = self.st.generation
 
     async def validate(self, token: str, *, allow_expired: bool = False) -> AuthInfo:
@@ -150,18 +195,33 @@ class TokenProvider:
             TokenNotFound: the token is not valid, for whatever reason (the
                 reason is deliberately not told).
         """
+        self._sync_cache()
+        if not allow_expired and (hit := self.data_cache.get(token)) is not None:
+            return hit
+        data = await self._validate_data(token, allow_expired=allow_expired)
+        if not allow_expired:
+            self.data_cache.put(token, data)
+        return data
+
+    async def _validate_data(self, token: str, *, allow_expired: bool) -> TokenData:
+        self._reload_if_rotated()
         try:
             payload = self.st.formatter.validate(token)
-            issued_at = self.st.formatter.creation_time(token)
         except InvalidToken:
-            raise TokenNotFound() from None
+            if not self._reload_if_rotated(force_check=True):
+                raise TokenNotFound() from None
+            try:
+                payload = self.st.formatter.validate(token)
+            except InvalidToken:
+                raise TokenNotFound() from None
+        issued_at = self.st.formatter.creation_time(token)
         now = datetime.now(timezone.utc)
         if payload.expires_at <= now:
             window = timedelta(seconds=self.st.settings.identity.allow_expired_window)
             if not allow_expired or payload.expires_at + window <= now:
                 raise TokenNotFound()
-        async with self.st.read() as session:
-            if await self._revoked(session, payload, issued_at):
+        async with self.st.lazy_read() as session:
+            if await self._revoked(await session(), payload, issued_at):
                 raise TokenNotFound()
             try:
                 return await self._build(session, token, payload, issued_at)
@@ -193,8 +253,33 @@ class TokenProvider:
         return False
 
     async def _build(
-        self, session: AsyncSession, token: str, p: TokenPayload, issued_at: datetime
+        self, session: LazySession, token: str, p: TokenPayload, issued_at: datetime
     ) -> TokenData:
+        key = ("scope", p.user_id, p.project_id, p.domain_id, p.system, p.app_cred_id)
+        scope: _Scope | None = self.st.lookups.get(key)
+        if scope is None:
+            scope = await self._scope(await session(), p)
+            self.st.lookups.put(key, scope)
+        if scope.app_cred_expires and scope.app_cred_expires <= datetime.now(timezone.utc):
+            raise AuthFailed()
+        return TokenData(
+            token=token,
+            payload=p,
+            issued_at=issued_at,
+            user=scope.user,
+            roles=scope.roles,
+            project=scope.project,
+            domain=scope.domain,
+            app_cred=scope.app_cred,
+        )
+
+    async def _scope(self, session: AsyncSession, p: TokenPayload) -> _Scope:
+        """What a token for ``p``'s user and scope carries now.
+
+        Raises:
+            AuthFailed: the user, its domain or the scope is gone or disabled,
+                or the user holds no role on the scope.
+        """
         user = await session.get(User, p.user_id)
         if user is None or not user.enabled:
             raise AuthFailed()
@@ -214,6 +299,7 @@ class TokenProvider:
             "password_expires_at": isotime(pw) if pw else None,
         }
         project_ref = domain_ref = app_ref = None
+        app_expires = None
         roles: list[Role] = []
         if p.project_id:
             project = await session.get(Project, p.project_id)
@@ -234,7 +320,7 @@ class TokenProvider:
             roles = await effective.token_roles(session, user.id, system=True)
         if p.app_cred_id:
             ac = await session.get(ApplicationCredential, p.app_cred_id)
-            if ac is None or (ac.expires_at and ac.expires_at <= datetime.now(timezone.utc)):
+            if ac is None:
                 raise AuthFailed()
             allowed = set(
                 await session.scalars(
@@ -246,17 +332,16 @@ class TokenProvider:
             implied = await effective.implied_closure(session, allowed)
             roles = [r for r in roles if r.id in implied]
             app_ref = {"id": ac.id, "name": ac.name, "restricted": not ac.unrestricted}
+            app_expires = ac.expires_at
         if (p.project_id or p.domain_id or p.system) and not roles:
             raise AuthFailed()
-        return TokenData(
-            token=token,
-            payload=p,
-            issued_at=issued_at,
+        return _Scope(
             user=user_ref,
             roles=[_ref(r.id, r.name) for r in roles],
             project=project_ref,
             domain=domain_ref,
             app_cred=app_ref,
+            app_cred_expires=app_expires,
         )
 
     # -- issuing -----------------------------------------------------------
@@ -272,13 +357,15 @@ class TokenProvider:
     async def issue(self, payload: TokenPayload) -> TokenData:
         """Make a token for ``payload`` and check it as validation would: a scope
         the user holds no role on is refused here rather than on first use."""
+        self._reload_if_rotated()
         token = self.st.formatter.create(payload)
         issued_at = self.st.formatter.creation_time(token)
-        async with self.st.read() as session:
+        async with self.st.lazy_read() as session:
             return await self._build(session, token, payload, issued_at)
 
     def expiry(self, parent: datetime | None = None) -> datetime:
-        exp = datetime.now(timezone.utc) + timedelta(
+        # whole seconds, as Keystone issues them
+        exp = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(
             seconds=self.st.settings.identity.token_expiration
         )
         return min(exp, parent) if parent else exp
