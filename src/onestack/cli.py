@@ -47,7 +47,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"  openstack token issue",
         flush=True,
     )
-    server = uvicorn.Server(
+    class Server(uvicorn.Server):
+        # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the
+        # process would die "by signal"; a stop we asked for is a clean exit (0).
+        def handle_exit(self, sig: int, frame: object) -> None:
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            self._captured_signals.clear()
+
+    server = Server(
         uvicorn.Config(
             asgi_app(settings),
             host=settings.host,
