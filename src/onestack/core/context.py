@@ -76,5 +76,11 @@ class RequestContext:
             "roles": list(a.roles),
             "is_admin": False,
             "is_admin_project": a.is_admin_project,
-            "token": {"is_admin_project": a.is_admin_project},
+            # Keystone's rules also read the token's own scope this way
+            "token": {
+                "is_admin_project": a.is_admin_project,
+                "project": {"id": a.project_id, "domain": {"id": a.project_domain_id}},
+                "domain": {"id": a.domain_id},
+                "user": {"id": a.user_id, "domain": {"id": a.user_domain_id}},
+            },
         }

@@ -222,3 +222,20 @@ async def test_key_rotation_is_picked_up_without_restart(cloud: Cloud) -> None:
         repo.rotate()
     st.tokens._keys_checked = 0.0  # the running process looks at most once a second
     assert (await cloud.client.get("/identity/v3/auth/tokens", headers=hdrs)).status_code in (401, 404)
+
+
+async def test_unscoped_token_has_no_catalog(cloud: Cloud) -> None:
+    r = await cloud.client.post("/identity/v3/auth/tokens", json={"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": cloud.creds.admin_password}}},
+        "scope": "unscoped"}})
+    assert "catalog" not in r.json()["token"]
+
+
+async def test_member_validating_a_revoked_token_gets_404(cloud: Cloud) -> None:
+    r = await cloud.token("demo", cloud.creds.demo_password, project="demo")
+    subject = r.headers["X-Subject-Token"]
+    hdrs = {"X-Auth-Token": cloud.demo_token, "X-Subject-Token": subject}
+    assert (await cloud.client.delete("/identity/v3/auth/tokens", headers=hdrs)).status_code == 204
+    assert (await cloud.client.get("/identity/v3/auth/tokens", headers=hdrs)).status_code == 404
+    assert (await cloud.client.head("/identity/v3/auth/tokens", headers=hdrs)).status_code == 404

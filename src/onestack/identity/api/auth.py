@@ -47,9 +47,9 @@ async def _subject(request: Request, action: str) -> TokenData:
     try:
         data = await st.tokens.validate_data(subject, allow_expired=allow_expired)
     except TokenNotFound:
-        # the caller is authorised to learn that much about any token
-        await authorize(request, action, {"target": {"token": {"user_id": None}}})
-        raise TokenNotFound() from None
+        # Keystone answers 404 to any authenticated caller here: that a token is
+        # not valid tells nothing about anybody.
+        raise
     await authorize(request, action, {"target": {"token": {"user_id": data.payload.user_id}}})
     return data
 

@@ -80,7 +80,8 @@ class TokenData:
             token["roles"] = self.roles
         if self.app_cred is not None:
             token["application_credential"] = self.app_cred
-        if catalog is not None:
+        if catalog is not None and (p.project_id or p.domain_id or p.system):
+            # Keystone gives unscoped tokens no catalog
             token["catalog"] = catalog
         return {"token": token}
 
