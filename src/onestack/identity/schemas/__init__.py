@@ -1,0 +1,1 @@
+"""Request bodies of the identity API, validated with pydantic."""
