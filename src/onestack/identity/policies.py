@@ -141,6 +141,9 @@ DEFAULTS: dict[str, str] = {
     "identity:ec2_list_credentials": "rule:admin_required or " + SYSTEM_READER + " or rule:owner",
     "identity:ec2_create_credential": "rule:admin_required or rule:owner",
     "identity:ec2_delete_credential": "rule:admin_required or user_id:%(target.credential.user_id)s",
+    # a token for a request signed with an EC2 credential: EC2/S3 front ends only
+    "identity:ec2tokens_validate": "rule:admin_required or rule:service_role",
+    "identity:s3tokens_validate": "rule:admin_required or rule:service_role",
     # application credentials and access rules
     "identity:get_application_credential": "rule:admin_required or " + SYSTEM_READER + " or rule:owner",
     "identity:list_application_credentials": "rule:admin_required or " + SYSTEM_READER + " or rule:owner",
