@@ -39,7 +39,7 @@ DEFAULTS: dict[str, str] = {
     # domains
     "identity:get_domain": _admin_or_reader("target.domain.id")
     + " or token.project.domain.id:%(target.domain.id)s",
-    "identity:list_domains": _admin_or_reader(None),
+    "identity:list_domains": _admin_or_reader("target.domain.id"),
     "identity:create_domain": "rule:admin_required",
     "identity:update_domain": "rule:admin_required",
     "identity:delete_domain": "rule:admin_required",
