@@ -439,3 +439,16 @@ async def test_s3tokens(cloud: Cloud, make: Any) -> None:
     assert r.json()["token"]["project"]["id"] == ids["demo_project"]
     r = await cloud.post("/s3tokens", {"credentials": make(ec2["access"], "wrong")})
     assert r.status_code == 401
+
+
+async def test_owner_gets_404_for_a_deleted_ec2_credential(cloud: Cloud) -> None:
+    r = await cloud.client.get("/identity/v3/auth/tokens", headers={
+        "X-Auth-Token": cloud.demo_token, "X-Subject-Token": cloud.demo_token})
+    token = r.json()["token"]
+    uid, pid = token["user"]["id"], token["project"]["id"]
+    r = await cloud.post(f"/users/{uid}/credentials/OS-EC2", {"tenant_id": pid}, token=cloud.demo_token)
+    assert r.status_code == 201, r.text
+    access = r.json()["credential"]["access"]
+    assert (await cloud.delete(f"/users/{uid}/credentials/OS-EC2/{access}", token=cloud.demo_token)).status_code == 204
+    r = await cloud.get(f"/users/{uid}/credentials/OS-EC2/{access}", token=cloud.demo_token)
+    assert r.status_code == 404

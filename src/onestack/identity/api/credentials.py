@@ -268,7 +268,8 @@ async def _ec2_one(request: Request, action: str) -> tuple[Credential, dict[str,
     async with st.read() as session:
         cred = await session.get(Credential, cred_id)
     if cred is None:
-        await authorize(request, action, {})
+        # the owner (or an admin) learns that it is gone; others are refused
+        await authorize(request, action, {"target": {"credential": {"user_id": user_id}}})
         raise not_found("credential", cred_id)
     ctx = await authorize(request, action, _target(cred))
     await _user_exists(request, user_id)

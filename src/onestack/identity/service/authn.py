@@ -247,6 +247,9 @@ async def authenticate(st: IdentityState, auth: Any) -> TokenPayload:
                 and user.default_project_id
             ):
                 project_id = await _usable_default_project(await session(), user)
+    if parent is not None:
+        # Keystone carries the methods of the token being exchanged into the new one
+        methods = [*methods, *(m for m in parent.methods if m not in methods)]
     return provider.new_payload(
         user_id,
         methods,
