@@ -20,7 +20,7 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Router
+from starlette.routing import BaseRoute, Route, Router
 
 from onestack.core import errors
 from onestack.core.context import request_id_var
@@ -85,6 +85,14 @@ class ServiceApp:
         self.router = Router(routes=list(routes))
         self.render_error = render_error
         self.state = State()
+        # Routes without path parameters are found by a dictionary look-up rather
+        # than by trying every route's regex in turn (the first route listed for a
+        # path and method wins, as in the router).
+        self._static: dict[tuple[str, str], Route] = {}
+        for route in routes:
+            if isinstance(route, Route) and not route.param_convertors:
+                for method in route.methods or ():
+                    self._static.setdefault((route.path, method), route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,13 +107,25 @@ class ServiceApp:
             await send(message)
 
         try:
-            await self.router(scope, receive, send_tracking)
+            route = self._static.get((_route_path(scope), scope["method"]))
+            if route is not None:
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = {}
+                await route.app(scope, receive, send_tracking)
+            else:
+                await self.router(scope, receive, send_tracking)
         except Exception as exc:
             if started:
                 errlog.error("error after the response started", exc_info=exc)
                 raise
             err = _as_cloud_error(exc)
             await self.render_error(Request(scope), err)(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the mount point, as the router matches it."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def _as_cloud_error(exc: Exception) -> errors.CloudError:
