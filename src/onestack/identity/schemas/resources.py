@@ -26,6 +26,7 @@ from starlette.requests import Request
 
 from onestack.core.errors import BadRequest
 from onestack.core.http import query_bool
+from onestack.identity.filters import COMPARATORS, string_matches
 
 T = TypeVar("T")
 
@@ -208,23 +209,6 @@ def tag_filter(params: dict[str, str]) -> Any:
     return keep
 
 
-COMPARATORS = ("contains", "startswith", "endswith", "equals")
-
-
-def _compare(value: Any, comparator: str, needle: str, case_sensitive: bool) -> bool:
-    if not isinstance(value, str):
-        return False
-    if not case_sensitive:
-        value, needle = value.lower(), needle.lower()
-    if comparator == "contains":
-        return needle in value
-    if comparator == "startswith":
-        return value.startswith(needle)
-    if comparator == "endswith":
-        return value.endswith(needle)
-    return value == needle
-
-
 @dataclass
 class ListQuery:
     """A list request's query: exact filters, Keystone's inexact ones
@@ -260,11 +244,9 @@ class ListQuery:
             base, _, comparator = key.partition("__")
             if not comparator or base not in names:
                 continue
-            sensitive = not comparator.startswith("i")
-            op = comparator if sensitive else comparator[1:]
-            if op not in COMPARATORS:
+            if comparator.removeprefix("i") not in COMPARATORS:
                 continue
-            if not _compare(getattr(obj, base, None), op, needle, sensitive):
+            if not string_matches(getattr(obj, base, None), comparator, needle):
                 return False
         return True
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onestack.core.errors import BadRequest, Conflict, Forbidden
 from onestack.identity.errors import conflict, not_found
+from onestack.identity.filters import string_matches
 from onestack.identity.models import Endpoint, Limit, Region, RegisteredLimit, Service
 
 REGION_ATTRS = ("id", "description", "parent_region_id", "links")
@@ -54,25 +55,6 @@ def extra_of(data: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any]:
 # -- list filters --------------------------------------------------------------
 
 
-def _matches(value: Any, wanted: str, comparator: str) -> bool:
-    if isinstance(value, bool):
-        return comparator == "equals" and value == (wanted.lower() in ("true", "1", "yes"))
-    if value is None:
-        return False
-    text = str(value)
-    if comparator.startswith("i"):
-        text, wanted, comparator = text.lower(), wanted.lower(), comparator[1:]
-    if comparator in ("equals", "exact"):
-        return text == wanted
-    if comparator == "contains":
-        return wanted in text
-    if comparator == "startswith":
-        return text.startswith(wanted)
-    if comparator == "endswith":
-        return text.endswith(wanted)
-    return True  # an unknown comparator filters nothing, as in Keystone
-
-
 def apply_filters(
     items: list[dict[str, Any]], params: Iterable[tuple[str, str]], keys: Iterable[str]
 ) -> list[dict[str, Any]]:
@@ -85,7 +67,7 @@ def apply_filters(
         if base not in allowed:
             continue
         comparator = comparator or "equals"
-        items = [i for i in items if _matches(i.get(base), wanted, comparator)]
+        items = [i for i in items if string_matches(i.get(base), comparator, wanted)]
     return items
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onestack.core.errors import BadRequest, Forbidden, NotFound
 from onestack.identity.errors import conflict, not_found
+from onestack.identity.filters import string_matches
 from onestack.identity.models import (
     NULL_DOMAIN,
     ApplicationCredential,
@@ -55,18 +56,6 @@ async def find_role(session: AsyncSession, role_id: str) -> Role | None:
     return await session.get(Role, role_id)
 
 
-def _matches(value: str, op: str, wanted: str) -> bool:
-    if op.startswith("i"):
-        value, wanted, op = value.lower(), wanted.lower(), op[1:]
-    if op == "contains":
-        return wanted in value
-    if op == "startswith":
-        return value.startswith(wanted)
-    if op == "endswith":
-        return value.endswith(wanted)
-    return value == wanted
-
-
 async def list_roles(
     session: AsyncSession, *, domain_id: str | None, filters: dict[str, str]
 ) -> list[Role]:
@@ -78,7 +67,7 @@ async def list_roles(
     roles = list(await session.scalars(q.order_by(Role.name, Role.id)))
     for op in STRING_FILTERS:
         if (wanted := filters.get(f"name__{op}")) is not None:
-            roles = [r for r in roles if _matches(r.name, op, wanted)]
+            roles = [r for r in roles if string_matches(r.name, op, wanted)]
     return roles
 
 
