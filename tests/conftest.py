@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from onestack.core import config
+from onestack.core.app import RequestIdMiddleware
 from onestack.identity import bootstrap
-from onestack.server import asgi_app, create_app
+from onestack.server import create_app
 
 BASE = "http://onestack.test"
 
@@ -134,8 +135,7 @@ def settings(tmp_path: Path, database_url: str | None) -> config.Settings:
 @pytest.fixture
 async def cloud(settings: config.Settings) -> AsyncIterator[Cloud]:
     root = create_app(settings)
-    app = asgi_app(settings)
-    app.app = root  # the middleware wraps the very app whose lifespan we run
+    app = RequestIdMiddleware(root, access_log=False)
     async with root.router.lifespan_context(root):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:

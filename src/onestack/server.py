@@ -144,9 +144,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/", root, methods=["GET"]),
         *(Mount(spec.prefix, app=mounts[spec.service_type]) for spec in SERVICES),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.ready = state
-    return app
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def asgi_app(settings: Settings) -> Any:

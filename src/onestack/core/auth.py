@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Generic, Protocol, TypeVar
 
 from starlette.requests import Request

@@ -136,7 +136,7 @@ async def bootstrap(
         await _grant(session, "UserSystem", admin.id, "system", roles["admin"].id)
         await _grant(session, "UserProject", demo.id, projects[DEMO_PROJECT].id, roles["member"].id)
         await _get_or_add(session, Region(id=region, description=""), id=region)
-        for url, entry in ((u, e) for u, e in catalog):
+        for url, entry in catalog:
             svc = await session.scalar(select(Service).where(Service.type == entry.service_type))
             if svc is None:
                 svc = Service(type=entry.service_type, extra={"name": entry.name})

@@ -38,12 +38,11 @@ async def issue_token(request: Request) -> Response:
 
 async def _subject(request: Request, action: str) -> TokenData:
     st = state(request)
+    await authenticate_caller(request, st.tokens)
     subject = request.headers.get(SUBJECT_HEADER)
     if not subject:
-        await authenticate_caller(request, st.tokens)
         raise BadRequest(f"Expecting to find {SUBJECT_HEADER} in request headers.")
     allow_expired = bool(query_bool(request.query_params.get("allow_expired")))
-    await authenticate_caller(request, st.tokens)
     try:
         data = await st.tokens.validate_data(subject, allow_expired=allow_expired)
     except TokenNotFound:

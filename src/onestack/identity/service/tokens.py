@@ -13,6 +13,7 @@ API request costs a dictionary look-up.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ class TokenData:
             token["catalog"] = catalog
         return {"token": token}
 
+    @functools.cached_property
     def auth_info(self) -> AuthInfo:
+        """What other services see of the token (computed once per cached token)."""
         p = self.payload
         project_domain = (self.project or {}).get("domain") or {}
         return AuthInfo(
@@ -135,7 +138,6 @@ class TokenProvider:
         self.st = st
         self._keys_mtime = self._keys_stamp()
         self._keys_checked = time.monotonic()
-        self.cache: TokenCache[AuthInfo] = TokenCache(ttl=300.0)
         self.data_cache: TokenCache[TokenData] = TokenCache(
             ttl=300.0, expires=lambda d: d.payload.expires_at
         )
@@ -162,7 +164,6 @@ class TokenProvider:
         self._keys_mtime = stamp
         self.st.formatter.reload()
         # a removed key must take its tokens with it
-        self.cache.clear()
         self.data_cache.clear()
         return True
 
@@ -171,23 +172,16 @@ class TokenProvider:
     def _sync_cache(self) -> None:
         self._reload_if_rotated()
         if self._cache_generation != self.st.generation:
-            self.cache.clear()
             self.data_cache.clear()
             self._cache_generation = self.st.generation
 
     async def validate(self, token: str, *, allow_expired: bool = False) -> AuthInfo:
         """``TokenValidator.validate``: what ``token`` says, or ``Unauthorized``."""
-        self._sync_cache()
-        if not allow_expired and (hit := self.cache.get(token)) is not None:
-            return hit
         try:
             data = await self.validate_data(token, allow_expired=allow_expired)
         except TokenNotFound:
             raise Unauthorized("The request you have made requires authentication.") from None
-        info = data.auth_info()
-        if not allow_expired:
-            self.cache.put(token, info)
-        return info
+        return data.auth_info
 
     async def validate_data(self, token: str, *, allow_expired: bool = False) -> TokenData:
         """The full token data.
@@ -205,7 +199,6 @@ class TokenProvider:
         return data
 
     async def _validate_data(self, token: str, *, allow_expired: bool) -> TokenData:
-        self._reload_if_rotated()
         try:
             payload = self.st.formatter.validate(token)
         except InvalidToken:
