@@ -47,7 +47,9 @@ async def main() -> None:
         def gen(conn):  # type: ignore[no-untyped-def]
             cfg.attributes["connection"] = conn
             cfg.attributes["target_metadata"] = models.Base.metadata
-            rev = args.replace or f"{len(existing) + 1:04d}"
+            # Revision ids are global across branches, so they carry the service's
+            # name (identity's first revision predates this and stays "0001").
+            rev = args.replace or f"{args.service}_{len(existing) + 1:04d}"
             command.revision(
                 cfg,
                 message=args.message,

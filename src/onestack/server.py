@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from starlette.routing import Mount, Route
 from onestack.core import config as config_mod
 from onestack.core import migrate
 from onestack.core.app import RequestIdMiddleware
+from onestack.core.clients.identity import ServiceCredentials
 from onestack.core.config import Settings
 from onestack.core.db import Database
 from onestack.core.http import JSONResponse
@@ -29,8 +31,9 @@ from onestack.core.policy import Enforcer
 from onestack.core.service import CatalogEntry, Runtime, ServiceSpec
 from onestack.identity import bootstrap
 from onestack.identity.app import SERVICE as IDENTITY
+from onestack.image.app import SERVICE as IMAGE
 
-SERVICES: tuple[ServiceSpec, ...] = (IDENTITY,)
+SERVICES: tuple[ServiceSpec, ...] = (IDENTITY, IMAGE)
 
 log = logging.getLogger("onestack.server")
 
@@ -54,6 +57,18 @@ def catalog_urls(settings: Settings) -> list[tuple[str, CatalogEntry]]:
         for spec in SERVICES
         for entry in spec.catalog
     ]
+
+
+def service_user_names() -> dict[str, str]:
+    """Each service's identity user by service type, named after the upstream
+    project as in its catalog entry (``image`` -> ``glance``); none for identity."""
+    names = {}
+    for spec in SERVICES:
+        if spec.service_type == IDENTITY.service_type or not spec.catalog:
+            continue
+        own = [e.name for e in spec.catalog if e.service_type == spec.service_type]
+        names[spec.service_type] = (own or [spec.catalog[0].name])[0]
+    return names
 
 
 def clouds_yaml(settings: Settings, creds: bootstrap.Credentials) -> dict[str, Any]:
@@ -105,23 +120,48 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         prepare_data_dir(settings)
         db = Database(settings.db_url)
-        await migrate.upgrade(db, [spec.migrations for spec in SERVICES])
-        runtime = Runtime(settings=settings, db=db)
-        runtime.extras["enforcer"] = Enforcer({}, settings.path("policy.yaml"))
-        for spec in SERVICES:
-            mounts[spec.service_type].app = await spec.build(runtime)
-        creds = bootstrap.load_or_create_credentials(settings.path("secrets", "passwords"))
-        await bootstrap.bootstrap(runtime.extras["identity"], creds, catalog_urls(settings))
-        write_private(
-            settings.path("clouds.yaml"),
-            yaml.safe_dump(clouds_yaml(settings, creds), sort_keys=False),
+        # services call each other's public API through runtime.http: in this
+        # process it goes straight to the root app (which runs no lifespan again)
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.base_url)
+        runtime = Runtime(
+            settings=settings, db=db, http=http, identity_path=IDENTITY.prefix + "/v3"
         )
-        app.state.runtime = runtime
-        state["ready"] = True
         try:
+            await migrate.upgrade(db, [spec.migrations for spec in SERVICES])
+            runtime.extras["enforcer"] = Enforcer({}, settings.path("policy.yaml"))
+            # service users: credentials known before the builds, users created by
+            # the bootstrap after them (services authenticate lazily or on startup)
+            users = service_user_names()
+            passwords = bootstrap.load_or_create_service_passwords(
+                settings.path("secrets", "service-users"), users.values()
+            )
+            runtime.service_users = {
+                stype: ServiceCredentials(name, passwords[name], bootstrap.SERVICE_PROJECT)
+                for stype, name in users.items()
+            }
+            for spec in SERVICES:
+                mounts[spec.service_type].app = await spec.build(runtime)
+            creds = bootstrap.load_or_create_credentials(settings.path("secrets", "passwords"))
+            await bootstrap.bootstrap(
+                runtime.extras["identity"], creds, catalog_urls(settings), passwords
+            )
+            write_private(
+                settings.path("clouds.yaml"),
+                yaml.safe_dump(clouds_yaml(settings, creds), sort_keys=False),
+            )
+            for hook in runtime.startup:
+                await hook()
+            app.state.runtime = runtime
+            state["ready"] = True
             yield
         finally:
             state["ready"] = False
+            for hook in reversed(runtime.shutdown):
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("a shutdown hook failed")
+            await http.aclose()
             await db.close()
 
     async def healthcheck(request: Request) -> Response:

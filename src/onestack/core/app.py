@@ -82,7 +82,7 @@ class ServiceApp:
     Starlette."""
 
     def __init__(self, routes: Sequence[BaseRoute], render_error: ErrorRenderer):
-        self.router = Router(routes=list(routes))
+        self.router = Router(routes=list(routes), redirect_slashes=False)
         self.render_error = render_error
         self.state = State()
         # Routes without path parameters are found by a dictionary look-up rather

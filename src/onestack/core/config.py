@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CONFIG_FILE = "onestack.toml"
 ENV_PREFIX = "ONESTACK_"
@@ -44,6 +44,55 @@ class IdentitySettings(Section):
     lockout_duration: int = 1800
 
 
+class ImageSettings(Section):
+    @field_validator(
+        "disk_formats", "container_formats", "import_methods", "web_download_allowed_schemes",
+        "web_download_allowed_hosts", "file_stores", mode="before",
+    )
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """Lists may be given as comma-separated strings (environment variables)."""
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    disk_formats: list[str] = Field(
+        default_factory=lambda: ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2",
+                                 "vdi", "iso", "ploop"],
+        description="Accepted disk_format values",
+    )
+    container_formats: list[str] = Field(
+        default_factory=lambda: ["ami", "ari", "aki", "bare", "ovf", "ova", "docker",
+                                 "compressed"],
+        description="Accepted container_format values",
+    )
+    image_size_cap: int = Field(1099511627776, gt=0, description="Largest image, in bytes")
+    image_property_quota: int = Field(128, ge=0)
+    image_tag_quota: int = Field(128, ge=0)
+    image_member_quota: int = Field(128, ge=0)
+    limit_param_default: int = Field(25, gt=0)
+    api_limit_max: int = Field(1000, gt=0)
+    hashing_algorithm: str = "sha512"
+    default_store: str = "file"
+    file_stores: list[str] = Field(
+        default_factory=lambda: ["file"],
+        description="Filesystem stores (Glance's multi-store): 'file' keeps its data in "
+        "DATA_DIR/images, another name in DATA_DIR/images-<name>",
+    )
+    import_methods: list[str] = Field(
+        default_factory=lambda: ["glance-direct", "web-download", "copy-image"]
+    )
+    web_download_allowed_schemes: list[str] = Field(default_factory=lambda: ["http", "https"])
+    web_download_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts web-download may fetch from; empty means none (web-download off)",
+    )
+    convert_to_format: str | None = Field(
+        None, description="Disk format that imports convert to with qemu-img (e.g. raw)"
+    )
+    show_image_direct_url: bool = False
+
+
 class Settings(Section):
     data_dir: Path
     host: str = "127.0.0.1"
@@ -58,6 +107,7 @@ class Settings(Section):
     log_level: str = "info"
     access_log: bool = True
     identity: IdentitySettings = IdentitySettings()
+    image: ImageSettings = ImageSettings()
 
     @property
     def base_url(self) -> str:

@@ -1,13 +1,17 @@
-"""First start: the default domain, roles, admin and demo users, region and catalog.
+"""First start: the default domain, roles, admin and demo users, region, catalog,
+and the ``service`` project with one user per service (``glance``, ``nova`` ...).
 
 Idempotent: every later start runs it again, creating what is missing and
 re-pointing the catalog's endpoints at the current URL (the port may change);
-nothing that an operator changed is overwritten, and no password is reset.
+nothing that an operator changed is overwritten, and no password is reset, except
+a service user's: the services authenticate with the passwords in
+``DATA_DIR/secrets/service-users``, so that file is the source of truth for them.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +40,10 @@ ADMIN_PROJECT = "admin"
 DEMO_PROJECT = "demo"
 ADMIN_USER = "admin"
 DEMO_USER = "demo"
+SERVICE_PROJECT = "service"
+# what devstack grants a service user on the service project: "service" for the
+# service-to-service policies, "admin" to read any project's limits
+SERVICE_USER_ROLES = ("service", "admin")
 # admin implies member implies reader, as keystone-manage bootstrap makes them
 ROLES = ("admin", "member", "reader", "service")
 IMPLIES = (("admin", "member"), ("member", "reader"))
@@ -61,6 +69,33 @@ def load_or_create_credentials(path: Path) -> Credentials:
     tmp.write_text(f"admin={creds.admin_password}\ndemo={creds.demo_password}\n")
     tmp.replace(path)
     return creds
+
+
+def _read_secrets(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def _write_secrets(path: Path, values: Mapping[str, str]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.touch(mode=0o600)
+    tmp.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    tmp.replace(path)
+
+
+def load_or_create_service_passwords(path: Path, usernames: Iterable[str]) -> dict[str, str]:
+    """Service users' passwords, kept in ``DATA_DIR/secrets/service-users`` (mode
+    0600, ``name=password`` lines); a name not in the file yet gets a generated
+    password. Returns every requested name's password."""
+    usernames = list(usernames)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    values = _read_secrets(path) if path.exists() else {}
+    missing = [name for name in usernames if name not in values]
+    for name in missing:
+        values[name] = secrets.token_urlsafe(24)
+    if missing or not path.exists():
+        _write_secrets(path, values)
+    return {name: values[name] for name in usernames}
 
 
 async def _get_or_add(session: AsyncSession, obj: object, **where: object) -> object:
@@ -95,11 +130,29 @@ async def _grant(session: AsyncSession, kind: str, actor: str, target: str, role
     )
 
 
+async def _service_user(
+    st: IdentityState, session: AsyncSession, name: str, password: str, project_id: str
+) -> User:
+    """A service user whose current password is ``password`` (reset if it is not)."""
+    user = await _user(st, session, name, password, project_id)
+    current = await session.scalar(
+        select(Password.hash).where(Password.user_id == user.id)
+        .order_by(Password.id.desc()).limit(1)
+    )
+    if current is None or not await st.hasher.verify(current, password):
+        session.add(Password(user_id=user.id, hash=await st.hasher.hash(password)))
+    return user
+
+
 async def bootstrap(
-    st: IdentityState, creds: Credentials, catalog: list[tuple[str, CatalogEntry]]
+    st: IdentityState,
+    creds: Credentials,
+    catalog: list[tuple[str, CatalogEntry]],
+    service_users: Mapping[str, str] | None = None,
 ) -> None:
     """Make sure the cloud's fixed identity objects exist. ``catalog`` pairs each
-    entry with its URL."""
+    entry with its URL; ``service_users`` maps each service user's name to its
+    password (``load_or_create_service_passwords``)."""
     region = st.settings.region
     async with st.write() as session:
         await _get_or_add(
@@ -121,10 +174,11 @@ async def bootstrap(
                 ImpliedRole(prior_role_id=roles[prior].id, implied_role_id=roles[implied].id),
                 prior_role_id=roles[prior].id, implied_role_id=roles[implied].id,
             )
-        projects = {}
+        projects: dict[str, Project] = {}
         for name, desc in ((ADMIN_PROJECT, "Bootstrap project for the cloud's administrators"),
-                           (DEMO_PROJECT, "A project for a first user")):
-            projects[name] = await _get_or_add(
+                           (DEMO_PROJECT, "A project for a first user"),
+                           (SERVICE_PROJECT, "The services' own users")):
+            projects[name] = await _get_or_add(  # type: ignore[assignment]
                 session,
                 Project(name=name, domain_id=DEFAULT_DOMAIN, parent_id=DEFAULT_DOMAIN,
                         description=desc, extra={}),
@@ -135,6 +189,11 @@ async def bootstrap(
         await _grant(session, "UserProject", admin.id, projects[ADMIN_PROJECT].id, roles["admin"].id)
         await _grant(session, "UserSystem", admin.id, "system", roles["admin"].id)
         await _grant(session, "UserProject", demo.id, projects[DEMO_PROJECT].id, roles["member"].id)
+        service_project = projects[SERVICE_PROJECT].id
+        for name, password in (service_users or {}).items():
+            user = await _service_user(st, session, name, password, service_project)
+            for role in SERVICE_USER_ROLES:
+                await _grant(session, "UserProject", user.id, service_project, roles[role].id)
         await _get_or_add(session, Region(id=region, description=""), id=region)
         for url, entry in catalog:
             svc = await session.scalar(select(Service).where(Service.type == entry.service_type))

@@ -155,7 +155,7 @@ async def test_list_filters(cloud: Cloud) -> None:
     assert await names(cloud, "?tags-any=big,blue") == ["alpha", "gamma"]
     assert await names(cloud, base + "&not-tags=red,big") == ["beta", "gamma"]
     assert await names(cloud, base + "&not-tags-any=red") == ["gamma"]
-    assert await names(cloud, "?domain_id=default") == ["admin", "demo"]
+    assert await names(cloud, "?domain_id=default") == ["admin", "demo", "service"]
     assert "filters" in await names(cloud, "?is_domain=true")
 
 

@@ -138,7 +138,7 @@ async def test_list_filters(cloud: Cloud) -> None:
         assert r.status_code == 200, r.text
         return sorted(u["name"] for u in r.json()["users"])
 
-    assert await names("") == ["admin", "alice", "alicia", "bob", "demo"]
+    assert await names("") == ["admin", "alice", "alicia", "bob", "demo", "glance"]
     assert await names("?name=alice") == ["alice"]
     assert await names(f"?domain_id={d['id']}") == ["alice", "bob"]
     assert await names("?enabled=false") == ["bob"]
