@@ -166,10 +166,12 @@ IMAGE_DISK_FORMATS = [
     "ploop",
 ]
 # Whether the image service rejects uploaded data that does not match the image's
-# disk_format, as Glance does ([image_format] require_image_format_match) and
-# OneStack's upload path does (formats.check). True skips ListUserImagesTest, which
-# uploads random bytes as qcow2/ami/vhd...: False would run (and fail) its 17 tests.
-IMAGE_FORMAT_ENFORCEMENT = True
+# disk_format, as Glance does ([image_format] require_image_format_match). True
+# skips ListUserImagesTest, which uploads random bytes as qcow2/ami/vhd...; the
+# cloud under test says which through the same setting in the environment
+# (scripts/test turns it off for its Tempest run so that those tests run).
+IMAGE_FORMAT_ENFORCEMENT = os.environ.get(
+    "ONESTACK_IMAGE__REQUIRE_FORMAT_MATCH", "true").strip().lower() not in ("false", "0", "no")
 
 
 def add_image_options(conf: configparser.ConfigParser) -> None:

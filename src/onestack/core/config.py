@@ -91,6 +91,11 @@ class ImageSettings(Section):
         None, description="Disk format that imports convert to with qemu-img (e.g. raw)"
     )
     show_image_direct_url: bool = False
+    require_format_match: bool = Field(
+        True,
+        description="Refuse image data that is not in its declared disk_format (as Glance's "
+        "[image_format] require_image_format_match); backing files are refused regardless",
+    )
 
 
 class Settings(Section):

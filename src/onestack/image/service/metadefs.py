@@ -266,9 +266,9 @@ def list_query(
 _NULLABLE = {"display_name", "owner", "description"}
 
 
-def _keys(model: Any, sort_key: str) -> list[ColumnElement[Any]]:
+def _keys(model: Any, sort_key: str) -> list[Any]:
     col: InstrumentedAttribute[Any] = getattr(model, sort_key)
-    keys: list[ColumnElement[Any]] = [func.coalesce(col, "") if sort_key in _NULLABLE else col]
+    keys: list[Any] = [func.coalesce(col, "") if sort_key in _NULLABLE else col]
     if sort_key != "created_at":
         keys.append(model.created_at)
     keys.append(model.id)
