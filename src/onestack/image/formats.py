@@ -122,8 +122,9 @@ async def inspect(path: Path) -> ImageInfo:
         ) from None
 
 
-async def check(path: Path, disk_format: str) -> int | None:
-    """Refuse data that is unsafe or not what ``disk_format`` says; return its virtual size.
+async def check(path: Path, disk_format: str, *, match: bool = True) -> int | None:
+    """Refuse data that is unsafe or (with ``match``) not what ``disk_format``
+    says; return its virtual size.
 
     The virtual size (bytes) is None when qemu does not report one.
     """
@@ -136,7 +137,7 @@ async def check(path: Path, disk_format: str) -> int | None:
         raise FormatError("Image data refers to an external data file, which is not allowed")
     if info.format == "vmdk" and info.subformat not in VMDK_SUBFORMATS:
         raise FormatError(f"VMDK subformat {info.subformat or 'unknown'} is not allowed")
-    if disk_format not in UNCHECKED_FORMATS and info.format != QEMU_NAMES[disk_format]:
+    if match and disk_format not in UNCHECKED_FORMATS and info.format != QEMU_NAMES[disk_format]:
         raise FormatError(
             f"Image format mismatch: data is {glance_name(info.format)}, disk_format is {disk_format}"
         )

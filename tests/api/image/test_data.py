@@ -184,3 +184,17 @@ async def test_qcow2_virtual_size_and_format_checks(images: Images, tmp_path: Pa
         assert r.status_code == 400, (declared, r.text)
         assert (await images.show(img["id"]))["status"] == "queued"
     assert len(stored_files(images)) == 1
+
+
+async def test_format_match_can_be_turned_off(images: Images, tmp_path: Path) -> None:
+    images.cloud.settings.image.require_format_match = False
+    img = await images.create(disk_format="qcow2", container_format="bare")
+    assert (await images.upload(img["id"], os.urandom(4096))).status_code == 204
+    assert (await images.show(img["id"]))["status"] == "active"
+    # the safety rules stay: a backing file is refused all the same
+    base = tmp_path / "base.qcow2"
+    qemu_img("create", "-f", "qcow2", str(base), "1M")
+    child = tmp_path / "child.qcow2"
+    qemu_img("create", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(child))
+    img = await images.create(disk_format="qcow2", container_format="bare")
+    assert (await images.upload(img["id"], child.read_bytes())).status_code == 400

@@ -171,3 +171,23 @@ async def test_legacy_task_api(images: Images) -> None:
     assert task["status"] == "failure" and "filtering" in task["message"]
     listed = (await images.req("GET", "/tasks")).json()["tasks"]
     assert task_id in [t["id"] for t in listed]
+
+
+async def test_delete_from_store(images: Images) -> None:
+    img = await images.active(b"two copies")
+    r = await images.req("DELETE", f"/stores/file/{img['id']}")
+    assert r.status_code == 409  # its only copy
+    r = await images.req("POST", f"/images/{img['id']}/import",
+                         json={"method": {"name": "copy-image"}, "stores": ["fast"]})
+    assert r.status_code == 202
+    st = images.cloud.app.state.runtime.extras["image"]
+    for _ in range(200):
+        if (await images.show(img["id"]))["stores"] == "file,fast":
+            break
+        st.jobs.wake()
+        await asyncio.sleep(0.05)
+    assert (await images.req("DELETE", f"/stores/fast/{img['id']}", images.cloud.demo_token)).status_code == 404
+    assert (await images.req("DELETE", f"/stores/fast/{img['id']}")).status_code == 204
+    assert (await images.show(img["id"]))["stores"] == "file"
+    assert not list(images.cloud.settings.path("images-fast").rglob(img["id"]))
+    assert (await images.req("DELETE", f"/stores/fast/{img['id']}")).status_code == 404

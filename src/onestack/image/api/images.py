@@ -137,6 +137,20 @@ async def delete_tag(request: Request) -> Response:
     return no_content()
 
 
+async def delete_from_store(request: Request) -> Response:
+    """``DELETE /v2/stores/{store_id}/{image_id}``: drop one store's copy of an
+    active image's data (not its last copy)."""
+    st = state(request)
+    ctx = await context(request)
+    store_id, image_id = request.path_params["store_id"], request.path_params["image_id"]
+    async with st.db.write() as session:
+        seen = await svc.get_visible(session, ctx, image_id)
+        check(request, ctx, "image:delete_image_location", seen.target(ctx))
+        stored = svc.remove_location(seen.image, store_id)
+    await data_svc.delete_data(st, stored)
+    return no_content()
+
+
 routes = [
     Route("/v2/images", create_image, methods=["POST"]),
     Route("/v2/images", list_images, methods=["GET"]),
@@ -147,4 +161,5 @@ routes = [
     Route("/v2/images/{image_id}/actions/reactivate", reactivate, methods=["POST"]),
     Route("/v2/images/{image_id}/tags/{tag:path}", add_tag, methods=["PUT"]),
     Route("/v2/images/{image_id}/tags/{tag:path}", delete_tag, methods=["DELETE"]),
+    Route("/v2/stores/{store_id}/{image_id}", delete_from_store, methods=["DELETE"]),
 ]

@@ -139,7 +139,8 @@ async def _write(
         virtual_size = None
         path = store.local_path(stored.location)
         if path is not None and c.disk_format is not None:
-            virtual_size = await formats.check(path, c.disk_format)
+            virtual_size = await formats.check(path, c.disk_format,
+                                               match=st.conf.require_format_match)
             if c.disk_format in RAW_LIKE:
                 virtual_size = stored.size  # qemu rounds a raw file up to whole sectors
     except BaseException:
@@ -335,6 +336,10 @@ async def recover(st: ImageState) -> int:
     for image_id in mine:
         log.warning("image %s: upload interrupted by a restart; back to queued", image_id)
         await st.staging.delete(staging_location(st, image_id))
+    for store in [*st.stores.values(), st.staging]:
+        remove_partial = getattr(store, "remove_partial", None)
+        if remove_partial is not None:  # temporary files of uploads cut off by a crash
+            await remove_partial(older_than=0 if mine else 3600.0)
     return len(mine)
 
 

@@ -658,6 +658,27 @@ async def delete(session: AsyncSession, image: Image) -> list[tuple[str, str]]:
     return data
 
 
+def remove_location(image: Image, store_id: str) -> list[tuple[str, str]]:
+    """Drop the copy of ``image``'s data in ``store_id``; returns what to delete.
+
+    Raises:
+        Conflict: the image is not active, or that copy is its only one.
+        NotFound: the store holds no copy of it.
+    """
+    if image.status != "active":
+        raise Conflict(f"Image {image.id} is {image.status}: only an active image's data can "
+                       "be deleted from a store")
+    mine = [loc for loc in image.locations if loc.store == store_id]
+    if not mine:
+        raise NotFound(f"Image {image.id} has no data in store {store_id}")
+    if len(mine) == len(image.locations):
+        raise Conflict(f"Store {store_id} holds the only copy of image {image.id}'s data")
+    for loc in mine:
+        image.locations.remove(loc)
+    image.updated_at = utcnow()
+    return [(loc.store, loc.url) for loc in mine]
+
+
 def deactivate(image: Image) -> None:
     if image.status == "deactivated":
         return

@@ -282,7 +282,8 @@ async def _run_steps(st: ImageState, h: TaskHandle) -> dict[str, Any]:
         disk_format = h.result.get("disk_format", disk_format)
         if "virtual_size" not in h.result:
             try:
-                virtual_size = await formats.check(path, disk_format or "raw")
+                virtual_size = await formats.check(path, disk_format or "raw",
+                                                   match=st.conf.require_format_match)
                 if (disk_format or "raw") in data_svc.RAW_LIKE:
                     virtual_size = path.stat().st_size
             except formats.FormatError as exc:
