@@ -152,6 +152,28 @@ def copy_fsync(src: Path, dst: Path) -> None:
         os.close(dfd)
 
 
+def hash_file(path: Path, algo: str) -> str:
+    h = hashlib.new(algo)
+    buf = bytearray(COPY_BLOCK)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as f:
+        while n := f.readinto(buf):  # type: ignore[attr-defined]
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def copy_hash_fsync(src: Path, dst: Path) -> None:
+    """The upload's work without HTTP: copy + fsync, md5 and sha512 of ``src``,
+    each in its own thread (hashlib and I/O release the GIL), all at once."""
+    threads = [threading.Thread(target=copy_fsync, args=(src, dst)),
+               threading.Thread(target=hash_file, args=(src, "md5")),
+               threading.Thread(target=hash_file, args=(src, "sha512"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def timed(fn: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -387,77 +409,139 @@ def issue_token(url: str, clouds: Path) -> str:
 # -- the run --------------------------------------------------------------------------------
 
 
-@dataclass
-class Row:
-    name: str
-    mbps: float
-    ceiling: float | None = None
-    note: str = ""
-
-    def line(self) -> str:
-        ratio = f"{self.mbps / self.ceiling:>7.2f}" if self.ceiling else f"{'':>7}"
-        return f"{self.name:<34}{self.mbps:>10.0f}{ratio}  {self.note}"
-
-
 def rate(size: int, seconds: float) -> float:
     return size / seconds / MB
 
 
+@dataclass
+class Measure:
+    """One rate, or the mean of the times measured before and after a transfer."""
+
+    name: str
+    size: int
+    times: list[float]
+    note: str = ""
+
+    @property
+    def mbps(self) -> float:
+        return rate(self.size, sum(self.times) / len(self.times))
+
+    def line(self, *against: Measure) -> str:
+        ratios = "".join(f"{self.mbps / a.mbps:>7.2f}" for a in against)
+        ratios += " " * 7 * (2 - len(against))
+        note = self.note or ("before " + ", after ".join(f"{rate(self.size, t):.0f}"
+                                                        for t in self.times)
+                             if len(self.times) > 1 else "")
+        return f"  {self.name:<40}{self.mbps:>8.0f}{ratios}  {note}"
+
+
+@dataclass
+class Round:
+    up: Measure
+    up_ceiling: Measure
+    up_reference: Measure
+    down: Measure
+    down_ceiling: Measure
+    down_reference: Measure
+    notes: list[str]
+
+    def print(self) -> None:
+        print(f"{'':<42}{'MB/s':>8}{'ratio':>7}{'/ref':>7}")
+        print("upload")
+        print(self.up_ceiling.line())
+        print(self.up_reference.line(self.up_ceiling))
+        print(self.up.line(self.up_ceiling, self.up_reference))
+        print("download")
+        print(self.down_ceiling.line())
+        print(self.down_reference.line(self.down_ceiling))
+        print(self.down.line(self.down_ceiling, self.down_reference))
+        for note in self.notes:
+            print("  " + note)
+
+
+def around(fn: Callable[[], Any], transfer: Callable[[], float]) -> tuple[list[float], float]:
+    """Time ``fn`` before and after ``transfer`` (which times itself)."""
+    before = timed(fn)
+    t = transfer()
+    return [before, timed(fn)], t
+
+
 def one_round(url: str, token: str, pid: int, data_dir: Path, src: Path, src_md5: str,
-              size: int) -> tuple[list[Row], list[str]]:
-    rows: list[Row] = []
+              size: int) -> Round:
     notes: list[str] = []
-    images_dir = data_dir / "images"
     auth = {"X-Auth-Token": token}
     _, image = api(url, "POST", "/image/v2/images", token,
                    {"name": "bench", "disk_format": "raw", "container_format": "bare"})
     image_id = image["id"]
     file_url = f"{url}/image/v2/images/{image_id}/file"
+    scratch = data_dir / f".bench-copy-{os.getpid()}"
+
+    def fresh(fn: Callable[[Path, Path], None]) -> Callable[[], None]:
+        def run() -> None:
+            scratch.unlink(missing_ok=True)
+            try:
+                fn(src, scratch)
+            finally:
+                scratch.unlink(missing_ok=True)
+        return run
+
     try:
-        # upload: ceiling (cached source -> new file + fsync) before and after
+        # -- upload
         read_file(src)
-        notes.append(f"source file resident before upload: {resident_fraction(src):.0%}")
-        copy_path = data_dir / f".bench-copy-{os.getpid()}"
-        copy_path.unlink(missing_ok=True)
-        c1 = timed(lambda: copy_fsync(src, copy_path))
-        copy_path.unlink()
-        watch = Watch(pid)
-        cpu0 = time.thread_time()
-        with watch.over():
-            t0 = time.perf_counter()
-            status, body = http_put_file(file_url, src, auth)
-            up = time.perf_counter() - t0
-        client_cpu = time.thread_time() - cpu0
-        if status != 204:
-            raise RuntimeError(f"upload answered {status}: {body[:500]!r}")
-        c2 = timed(lambda: copy_fsync(src, copy_path))
-        copy_path.unlink()
+        resident = resident_fraction(src)
+        up_watch = Watch(pid)
+        client_cpu = 0.0
+
+        def upload() -> float:
+            nonlocal client_cpu
+            cpu0 = time.thread_time()
+            with up_watch.over():
+                t0 = time.perf_counter()
+                status, body = http_put_file(file_url, src, auth)
+                t = time.perf_counter() - t0
+            client_cpu = time.thread_time() - cpu0
+            if status != 204:
+                raise RuntimeError(f"upload answered {status}: {body[:500]!r}")
+            return t
+
+        ceiling_t, up_t = around(fresh(copy_fsync), upload)
+        reference_t = [timed(fresh(copy_hash_fsync))]
         _, image = api(url, "GET", f"/image/v2/images/{image_id}", token)
         if image["status"] != "active" or image["checksum"] != src_md5 or image["size"] != size:
             raise RuntimeError(f"image after upload: {image}")
         if image.get("os_hash_algo") != "sha512" or not image.get("os_hash_value"):
             raise RuntimeError(f"no sha512 after upload: {image}")
-        ceiling = rate(size, (c1 + c2) / 2)
-        rows.append(Row("ceiling: copy + fsync", ceiling,
-                        note=f"before {rate(size, c1):.0f}, after {rate(size, c2):.0f}"))
-        rows.append(Row("upload PUT .../file -> active", rate(size, up), ceiling,
-                        note=f"server CPU {watch.cpu / up:.0%}, client CPU {client_cpu / up:.0%}, "
-                             f"peak RSS +{watch.growth / MiB:.1f} MiB"))
-        up_growth = watch.growth
+        up = Measure("PUT .../file until 204, image active", size, [up_t],
+                     f"server CPU {up_watch.cpu / up_t:.0%}, client CPU {client_cpu / up_t:.0%}, "
+                     f"peak RSS +{up_watch.growth / MiB:.1f} MiB")
+        up_ceiling = Measure("ceiling: copy + fsync", size, ceiling_t)
+        up_reference = Measure("ref: copy+fsync | md5 | sha512 threads", size, reference_t)
+        notes.append(f"source file in page cache before the upload: {resident:.0%}")
 
-        # download: ceiling (read of the stored, cached file) before and after
-        stored = images_dir / image_id
+        # -- download
+        stored = data_dir / "images" / image_id
         read_file(stored)
-        notes.append(f"stored file resident before download: {resident_fraction(stored):.0%}")
-        r1 = timed(lambda: read_file(stored))
-        watch = Watch(pid)
-        cpu0 = time.thread_time()
-        with watch.over():
-            t0 = time.perf_counter()
-            got = http_get_discard(file_url, auth)
-            down = time.perf_counter() - t0
-        client_cpu = time.thread_time() - cpu0
-        r2 = timed(lambda: read_file(stored))
+        resident = resident_fraction(stored)
+        down_watch = Watch(pid)
+        got: Received | None = None
+
+        def download() -> float:
+            nonlocal client_cpu, got
+            cpu0 = time.thread_time()
+            with down_watch.over():
+                t0 = time.perf_counter()
+                got = http_get_discard(file_url, auth)
+                t = time.perf_counter() - t0
+            client_cpu = time.thread_time() - cpu0
+            return t
+
+        def loopback() -> None:
+            with peer(source(stored)) as purl:
+                http_get_discard(purl, {})
+
+        ceiling_t, down_t = around(lambda: read_file(stored), download)
+        reference_t = [timed(loopback)]
+        assert got is not None
         if got.status != 200 or got.size != size:
             raise RuntimeError(f"download: status {got.status}, {got.size} of {size} bytes")
         with src.open("rb") as f:
@@ -466,30 +550,29 @@ def one_round(url: str, token: str, pid: int, data_dir: Path, src: Path, src_md5
             ok_tail = f.read() == got.tail
         if not (ok_head and ok_tail) or got.headers.get("content-md5") != src_md5:
             raise RuntimeError("downloaded data differ from the source")
-        ceiling = rate(size, (r1 + r2) / 2)
-        rows.append(Row("ceiling: read of the stored file", ceiling,
-                        note=f"before {rate(size, r1):.0f}, after {rate(size, r2):.0f}"))
-        rows.append(Row("download GET .../file", rate(size, down), ceiling,
-                        note=f"server CPU {watch.cpu / down:.0%}, "
-                             f"client CPU {client_cpu / down:.0%}, "
-                             f"peak RSS +{watch.growth / MiB:.1f} MiB"))
-        notes.append(f"RSS by {watch.method}; upload +{up_growth / MiB:.1f} MiB, download "
-                     f"+{watch.growth / MiB:.1f} MiB (target well under 100 MiB)")
+        down = Measure("GET .../file", size, [down_t],
+                       f"server CPU {down_watch.cpu / down_t:.0%}, "
+                       f"client CPU {client_cpu / down_t:.0%}, "
+                       f"peak RSS +{down_watch.growth / MiB:.1f} MiB")
+        down_ceiling = Measure("ceiling: read of the stored file", size, ceiling_t)
+        down_reference = Measure("ref: sendfile over loopback to this client", size,
+                                 reference_t)
+        notes.append(f"stored file in page cache before the download: {resident:.0%}")
+        notes.append(f"server peak RSS growth ({up_watch.method}): upload "
+                     f"+{up_watch.growth / MiB:.1f} MiB, download +{down_watch.growth / MiB:.1f} "
+                     f"MiB (target: well under 100 MiB)")
     finally:
+        scratch.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             api(url, "DELETE", f"/image/v2/images/{image_id}", token)
-    return rows, notes
+    return Round(up, up_ceiling, up_reference, down, down_ceiling, down_reference, notes)
 
 
-def client_limits(src: Path, size: int) -> list[Row]:
-    """The same client code against trivial peers: what the client alone can do."""
+def client_alone(src: Path, size: int) -> Measure:
+    """The upload client against a sink that discards: what the client alone can send."""
     with peer(sink) as purl:
         t = timed(lambda: http_put_file(purl, src, {}))
-    up = rate(size, t)
-    with peer(source(src)) as purl:
-        t = timed(lambda: http_get_discard(purl, {}))
-    return [Row("client alone: send to a sink", up),
-            Row("client alone: receive (sendfile)", rate(size, t))]
+    return Measure("client alone: sendfile to a sink", size, [t])
 
 
 def main() -> int:
@@ -516,25 +599,21 @@ def main() -> int:
         src = tmp / "source.img"
         src_md5 = make_source(src, args.size)
         token = issue_token(url, data_dir / "clouds.yaml")
-        limits = client_limits(src, args.size)
-        print(f"size {args.size / MiB:.0f} MiB; data dir {data_dir} "
-              f"({os.statvfs(data_dir).f_bsize} B blocks); {os.cpu_count()} CPUs")
-        print(f"{'':<34}{'MB/s':>10}{'ratio':>7}")
-        for row in limits:
-            print(row.line())
-        ratios: dict[str, list[float]] = {"upload": [], "download": []}
+        print(f"{args.size / MiB:.0f} MiB image; data dir {data_dir}; {os.cpu_count()} CPUs; "
+              f"MB = 10^6 bytes")
+        print(client_alone(src, args.size).line())
+        ratios: dict[str, list[str]] = {"upload": [], "download": []}
         for n in range(args.repeat):
-            rows, notes = one_round(url, token, pid, data_dir, src, src_md5, args.size)
             if args.repeat > 1:
                 print(f"-- round {n + 1}")
-            for row in rows:
-                print(row.line())
-            for note in notes:
-                print("   " + note)
-            ratios["upload"].append(rows[1].mbps / rows[0].mbps)
-            ratios["download"].append(rows[3].mbps / rows[2].mbps)
+            r = one_round(url, token, pid, data_dir, src, src_md5, args.size)
+            r.print()
+            ratios["upload"].append(f"{r.up.mbps / r.up_ceiling.mbps:.2f} "
+                                    f"(/ref {r.up.mbps / r.up_reference.mbps:.2f})")
+            ratios["download"].append(f"{r.down.mbps / r.down_ceiling.mbps:.2f} "
+                                      f"(/ref {r.down.mbps / r.down_reference.mbps:.2f})")
         for key, vals in ratios.items():
-            print(f"{key}/ceiling = {' '.join(f'{v:.2f}' for v in vals)} (target >= 0.60)")
+            print(f"{key + '/ceiling':<17} = {', '.join(vals)} (target >= 0.60)")
     finally:
         if server is not None:
             stop_server(server)

@@ -41,7 +41,8 @@ def image(st: ImageState, img: Image) -> dict[str, Any]:
         schema="/v2/schemas/image",
     )
     if img.locations:
-        out["stores"] = ",".join(dict.fromkeys(loc.store for loc in img.locations))
+        # sorted, as clients (Tempest's import waiters) compare the whole string
+        out["stores"] = ",".join(sorted({loc.store for loc in img.locations}))
         if st.conf.show_image_direct_url:
             out["direct_url"] = img.locations[0].url
     return out

@@ -182,7 +182,7 @@ async def test_delete_from_store(images: Images) -> None:
     assert r.status_code == 202
     st = images.cloud.app.state.runtime.extras["image"]
     for _ in range(200):
-        if (await images.show(img["id"]))["stores"] == "file,fast":
+        if (await images.show(img["id"]))["stores"] == "fast,file":
             break
         st.jobs.wake()
         await asyncio.sleep(0.05)

@@ -3,8 +3,13 @@
 Revision ID: image_0001
 Revises: 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import mysql
+
+# Microseconds on MariaDB/MySQL too (their DATETIME drops them by default), so
+# that lists sorted by created_at keep the order in which images were made.
+DATETIME_US = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 revision = 'image_0001'
@@ -32,8 +37,8 @@ def upgrade() -> None:
     sa.Column('min_ram', sa.Integer(), nullable=False),
     sa.Column('disk_format', sa.String(length=32), nullable=True),
     sa.Column('container_format', sa.String(length=32), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('created_at', DATETIME_US, nullable=False),
+    sa.Column('updated_at', DATETIME_US, nullable=False),
     sa.Column('data_holder', sa.String(length=255), nullable=True),
     sa.Column('staged_size', sa.BigInteger(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_image'))
@@ -53,9 +58,9 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('owner', sa.String(length=255), nullable=True),
-    sa.Column('lease_until', sa.DateTime(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('lease_until', DATETIME_US, nullable=True),
+    sa.Column('created_at', DATETIME_US, nullable=False),
+    sa.Column('updated_at', DATETIME_US, nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_job_tasks'))
     )
     with op.batch_alter_table('image_job_tasks', schema=None) as batch_op:
@@ -69,8 +74,8 @@ def upgrade() -> None:
     sa.Column('visibility', sa.String(length=32), nullable=False),
     sa.Column('protected', sa.Boolean(), nullable=False),
     sa.Column('owner', sa.String(length=255), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('created_at', DATETIME_US, nullable=False),
+    sa.Column('updated_at', DATETIME_US, nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_metadef_namespace')),
     sa.UniqueConstraint('namespace', name=op.f('uq_image_metadef_namespace_namespace'))
     )
@@ -82,8 +87,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('name', sa.String(length=80), nullable=False),
     sa.Column('protected', sa.Boolean(), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('created_at', DATETIME_US, nullable=False),
+    sa.Column('updated_at', DATETIME_US, nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_metadef_resource_type')),
     sa.UniqueConstraint('name', name=op.f('uq_image_metadef_resource_type_name'))
     )
@@ -98,9 +103,9 @@ def upgrade() -> None:
     sa.Column('image_id', sa.String(length=36), nullable=True),
     sa.Column('request_id', sa.String(length=64), nullable=True),
     sa.Column('user_id', sa.String(length=64), nullable=True),
-    sa.Column('expires_at', sa.DateTime(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', DATETIME_US, nullable=True),
+    sa.Column('created_at', DATETIME_US, nullable=False),
+    sa.Column('updated_at', DATETIME_US, nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_task'))
     )
     with op.batch_alter_table('image_task', schema=None) as batch_op:
@@ -125,8 +130,8 @@ def upgrade() -> None:
     sa.Column('image_id', sa.String(length=36), nullable=False),
     sa.Column('member', sa.String(length=255), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('created_at', DATETIME_US, nullable=False),
+    sa.Column('updated_at', DATETIME_US, nullable=False),
     sa.ForeignKeyConstraint(['image_id'], ['image_image.id'], name=op.f('fk_image_member_image_id_image_image'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_member')),
     sa.UniqueConstraint('image_id', 'member', name=op.f('uq_image_member_image_id_member'))
@@ -140,8 +145,8 @@ def upgrade() -> None:
     sa.Column('resource_type_id', sa.Integer(), nullable=False),
     sa.Column('prefix', sa.String(length=80), nullable=True),
     sa.Column('properties_target', sa.String(length=80), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('created_at', DATETIME_US, nullable=False),
+    sa.Column('updated_at', DATETIME_US, nullable=False),
     sa.ForeignKeyConstraint(['namespace_id'], ['image_metadef_namespace.id'], name=op.f('fk_image_metadef_association_namespace_id_image_metadef_namespace'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['resource_type_id'], ['image_metadef_resource_type.id'], name=op.f('fk_image_metadef_association_resource_type_id_image_metadef_resource_type')),
     sa.PrimaryKeyConstraint('namespace_id', 'resource_type_id', name=op.f('pk_image_metadef_association'))
@@ -156,8 +161,8 @@ def upgrade() -> None:
     sa.Column('description', sa.Text(), nullable=True),
     sa.Column('required', sa.JSON(), nullable=True),
     sa.Column('properties', sa.JSON(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('created_at', DATETIME_US, nullable=False),
+    sa.Column('updated_at', DATETIME_US, nullable=False),
     sa.ForeignKeyConstraint(['namespace_id'], ['image_metadef_namespace.id'], name=op.f('fk_image_metadef_object_namespace_id_image_metadef_namespace'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_metadef_object')),
     sa.UniqueConstraint('namespace_id', 'name', name=op.f('uq_image_metadef_object_namespace_id_name'))
@@ -170,8 +175,8 @@ def upgrade() -> None:
     sa.Column('namespace_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=80), nullable=False),
     sa.Column('definition', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('created_at', DATETIME_US, nullable=False),
+    sa.Column('updated_at', DATETIME_US, nullable=False),
     sa.ForeignKeyConstraint(['namespace_id'], ['image_metadef_namespace.id'], name=op.f('fk_image_metadef_property_namespace_id_image_metadef_namespace'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_metadef_property')),
     sa.UniqueConstraint('namespace_id', 'name', name=op.f('uq_image_metadef_property_namespace_id_name'))
@@ -183,8 +188,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('namespace_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=80), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('created_at', DATETIME_US, nullable=False),
+    sa.Column('updated_at', DATETIME_US, nullable=False),
     sa.ForeignKeyConstraint(['namespace_id'], ['image_metadef_namespace.id'], name=op.f('fk_image_metadef_tag_namespace_id_image_metadef_namespace'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_metadef_tag')),
     sa.UniqueConstraint('namespace_id', 'name', name=op.f('uq_image_metadef_tag_namespace_id_name'))
