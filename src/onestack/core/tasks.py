@@ -29,7 +29,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String, Text, and_, event, or_, select, update
@@ -50,7 +50,7 @@ ERROR_MAX = 4000
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _ceil_second(t: datetime) -> datetime:

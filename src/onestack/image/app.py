@@ -11,13 +11,13 @@ from onestack.core.clients.identity import LimitsClient
 from onestack.core.errors import ServiceUnavailable
 from onestack.core.policy import Enforcer
 from onestack.core.service import CatalogEntry, Runtime, ServiceSpec
+from onestack.core.tasks import TaskRunner
 from onestack.core.types import ASGIApp
 from onestack.image import errors, policies
-from onestack.core.tasks import TaskRunner
 from onestack.image.api import data, images, imports, info, members, metadefs, schemas, versions
 from onestack.image.models import Job
-from onestack.image.service import imports as imports_svc
 from onestack.image.service import data as data_svc
+from onestack.image.service import imports as imports_svc
 from onestack.image.state import ImageState
 from onestack.image.stores.base import Store
 from onestack.image.stores.filesystem import FilesystemStore

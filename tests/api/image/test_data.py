@@ -9,8 +9,6 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from tests.api.image.conftest import Images
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from onestack.core.errors import UnsupportedMediaType
 from onestack.core.http import JSONResponse, no_content, read_json
 from onestack.image import render
 from onestack.image.api.common import authorize, check, context, state
+from onestack.image.models import Image
 from onestack.image.service import data as data_svc
 from onestack.image.service import images as svc
 from onestack.image.service import quotas
@@ -95,13 +97,13 @@ async def delete_image(request: Request) -> Response:
     return no_content()
 
 
-async def _action(request: Request, rule: str, apply: object) -> Response:
+async def _action(request: Request, rule: str, apply: Callable[[Image], None]) -> Response:
     st = state(request)
     ctx = await context(request)
     async with st.db.write() as session:
         seen = await svc.get_visible(session, ctx, request.path_params["image_id"])
         check(request, ctx, rule, seen.target(ctx))
-        apply(seen.image)  # type: ignore[operator]
+        apply(seen.image)
     return no_content()
 
 

@@ -23,8 +23,9 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
+
 from sqlalchemy import update
 
 from onestack.core.context import RequestContext
@@ -358,7 +359,3 @@ async def delete_data(st: ImageState, data: list[tuple[str, str]]) -> None:
         except Exception:  # noqa: BLE001 - a leftover file must not fail a delete
             log.exception("could not delete image data at %s", url)
 
-
-async def stream(store: Store, location: str, first: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-    async for chunk in store.open(location, offset=first, length=length):
-        yield chunk

@@ -579,9 +579,10 @@ async def patch(
             raise BadRequest(f"Operation \"{op}\" requires a member named \"value\".")
         if key in ("locations",):
             raise Forbidden("It's not allowed to update locations of an image through this API.")
-        if key == "id" or key == "owner" and not is_admin(ctx):
-            raise errors.read_only(key) if key == "id" else Forbidden(
-                "Owner can be changed only by an administrator.")
+        if key == "id":
+            raise errors.read_only(key)
+        if key == "owner" and not is_admin(ctx):
+            raise Forbidden("Owner can be changed only by an administrator.")
         if op == "remove":
             if key in BASE or key in READ_ONLY:
                 if key in READ_ONLY:
@@ -595,9 +596,8 @@ async def patch(
             continue
         value = check_value(st, key, raw["value"])
         if key == "visibility" and value != image.visibility:
+            # memberships stay when an image stops being shared, as in Glance
             _check_visibility_change(st, ctx, value, target)
-            if image.visibility == "shared" and value != "shared":
-                pass  # memberships stay, as in Glance, but no longer grant access
         if key == "tags":
             image.tags = [ImageTag(value=t) for t in value]
         elif key in BASE:
