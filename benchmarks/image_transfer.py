@@ -16,11 +16,18 @@ cache cannot be dropped here, so every file read is made resident first (and
 the residency is printed): both directions read from memory, and the disk only
 matters for the upload's (and its ceiling's) fsync.
 
-The client is a raw socket (``sendfile`` out, ``recv_into`` in), and its own
-limit is printed too: the same client code against a trivial in-process peer
-(a sink that discards, a source that ``sendfile``s). Server memory: the peak
+Two references ("ref") show what is reachable at all: for the upload, the same
+work without HTTP (copy + fsync, md5 and sha512 of the file, each in its own
+thread, all at once: hashing costs more CPU than the copy); for the download,
+the stored file sent with ``sendfile`` over loopback TCP to the same client
+(the transport's limit, which a plain file read does not have).
+
+The client is a raw socket (``sendfile`` out, ``recv_into`` in, one reused
+buffer), so it is not the bottleneck: its CPU share is printed, and so is its
+upload rate against an in-process sink that discards. Server memory: the peak
 RSS growth over each transfer (``VmHWM`` after resetting it through
-``/proc/<pid>/clear_refs``, or sampled ``VmRSS`` where that is not allowed).
+``/proc/<pid>/clear_refs``, or sampled ``VmRSS`` where that is not allowed),
+and the server's CPU (all threads) as a share of one core.
 
 Targets (the image service issue): both ratios >= 0.6, and peak RSS growth well
 under 100 MiB for 1 GiB. MB is 10^6 bytes.
@@ -65,7 +72,7 @@ RECV_BUFFER = 4 * MiB
 
 
 def parse_size(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+)\s*([KMG]i?B?|B)?\s*", text, re.I)
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG]i?B?|B)?\s*", text, re.IGNORECASE)
     if not m:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1G, 256M, 1048576)")
     unit = (m.group(2) or "B")[0].upper()
@@ -126,7 +133,7 @@ def read_file(path: Path, block: int = READ_BLOCK) -> int:
     buf = bytearray(block)
     total = 0
     with path.open("rb", buffering=0) as f:
-        while n := f.readinto(buf):  # type: ignore[attr-defined]
+        while n := f.readinto(buf):
             total += n
     return total
 
@@ -138,7 +145,7 @@ def copy_fsync(src: Path, dst: Path) -> None:
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with src.open("rb", buffering=0) as f:
-            while n := f.readinto(buf):  # type: ignore[attr-defined]
+            while n := f.readinto(buf):
                 out = view[:n]
                 while out:
                     out = out[os.write(fd, out):]
@@ -157,7 +164,7 @@ def hash_file(path: Path, algo: str) -> str:
     buf = bytearray(COPY_BLOCK)
     view = memoryview(buf)
     with path.open("rb", buffering=0) as f:
-        while n := f.readinto(buf):  # type: ignore[attr-defined]
+        while n := f.readinto(buf):
             h.update(view[:n])
     return h.hexdigest()
 
