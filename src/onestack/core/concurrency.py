@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 from collections.abc import Callable
@@ -32,3 +33,22 @@ async def run_command(*argv: str, timeout: float = 60.0) -> tuple[int, str, str]
         await proc.wait()
         raise
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+class SerialLane:
+    """One worker thread that runs what it is given in order: a pipeline stage
+    (write a stream's blocks, or hash them) that can run ahead of the event
+    loop by several blocks without two of them ever running at once."""
+
+    def __init__(self, name: str = "lane") -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """Queue ``fn`` after everything queued before; await the future for its result."""
+        return asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(fn, *args, **kwargs)
+        )
+
+    def close(self) -> None:
+        """Let the thread end once its queue is done (does not wait)."""
+        self._pool.shutdown(wait=False)
