@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from onestack.core.files import SharedFd, fsync_dir
 from onestack.object_store.errors import (
     DeviceUnavailable,
     DiskFileCorrupt,
@@ -131,14 +132,6 @@ def read_trailer(fd: int, file_size: int) -> tuple[dict[str, str], int]:
     return metadata, data_len
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _makedirs_durable(path: Path) -> None:
     """``mkdir -p`` that fsyncs the parent of every directory it creates."""
     missing = []
@@ -148,7 +141,7 @@ def _makedirs_durable(path: Path) -> None:
     for directory in reversed(missing):
         with contextlib.suppress(FileExistsError):
             directory.mkdir()
-        _fsync_dir(directory.parent)
+        fsync_dir(directory.parent)
 
 
 class DiskFileManager:
@@ -258,7 +251,7 @@ class DiskFileManager:
         for _ in range(2):
             try:
                 os.rename(hash_dir, target)
-                _fsync_dir(hash_dir.parent)
+                fsync_dir(hash_dir.parent)
                 self._prune(hash_dir)
                 return target
             except FileNotFoundError:
@@ -436,7 +429,7 @@ class DiskFileWriter:
                     if attempt:
                         raise
             self._temp, self._final = None, final
-            _fsync_dir(hash_dir)
+            fsync_dir(hash_dir)
             self.manager.cleanup(hash_dir)
             return final
 
@@ -454,7 +447,7 @@ class DiskFileWriter:
             if self._final is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._final)
-                    _fsync_dir(self._final.parent)
+                    fsync_dir(self._final.parent)
                 if self.manager.cleanup(self._final.parent) is None:
                     self.manager._prune(self._final.parent)
             self._temp = self._final = None
@@ -470,9 +463,6 @@ class DiskFileReader:
     def __init__(self, path: Path, info: FileInfo) -> None:
         self.path = path
         self.info = info
-        self._lock = threading.Lock()
-        self._busy = False
-        self._closing = False
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             self.metadata, self.size = read_trailer(fd, os.fstat(fd).st_size)
@@ -480,7 +470,7 @@ class DiskFileReader:
         except BaseException:
             os.close(fd)
             raise
-        self._fd: int | None = fd
+        self._fd = SharedFd(fd)
 
     @property
     def timestamp(self) -> Timestamp:
@@ -501,26 +491,7 @@ class DiskFileReader:
 
     def pread(self, offset: int, size: int) -> bytes:
         """Up to ``size`` data bytes from ``offset`` (never the trailer)."""
-        size = max(0, min(size, self.size - offset))
-        with self._lock:
-            if self._fd is None:
-                raise ValueError("read after close")
-            fd, self._busy = self._fd, True
-        try:
-            return os.pread(fd, size, offset) if size else b""
-        finally:
-            with self._lock:
-                self._busy = False
-                if self._closing:
-                    self._close_locked()
+        return self._fd.pread(max(0, min(size, self.size - offset)), offset)
 
     def close(self) -> None:
-        with self._lock:
-            self._closing = True
-            if not self._busy:
-                self._close_locked()
-
-    def _close_locked(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._fd.close()

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from onestack.core.concurrency import SerialLane, run_blocking
+from onestack.core.files import SharedFd, fsync_dir
 from onestack.image.stores.base import (
     DataNotFound,
     SizeGuard,
@@ -104,7 +105,7 @@ class _PartFile:
             self._fd = None
             os.replace(self._temp, final)
             self._temp, self._final = None, final
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
 
     def abort(self) -> None:
         """Remove whatever this upload put on disk (idempotent)."""
@@ -121,61 +122,26 @@ class _PartFile:
 
 
 class _Reader:
-    """An open data file read with ``pread`` from worker threads.
-
-    ``close`` never blocks the loop: when a read is still running in a thread
-    (its awaiting task was cancelled), that thread closes the descriptor when
-    it returns.
-    """
+    """An open data file read with ``pread`` from worker threads (see ``SharedFd``)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._lock = threading.Lock()
-        self._fd: int | None = None
-        self._busy = False
-        self._closing = False
+        self._fd = SharedFd()
 
     def open(self) -> None:
         fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
         with contextlib.suppress(OSError):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        with self._lock:
-            if self._closing:
-                os.close(fd)
-            else:
-                self._fd = fd
+        self._fd.attach(fd)
 
     def pread(self, size: int, offset: int) -> bytes:
-        with self._lock:
-            if self._fd is None:
-                raise StoreError("read after close")
-            fd, self._busy = self._fd, True
         try:
-            return os.pread(fd, size, offset)
-        finally:
-            with self._lock:
-                self._busy = False
-                if self._closing:
-                    self._close_locked()
+            return self._fd.pread(size, offset)
+        except ValueError:
+            raise StoreError("read after close") from None
 
     def close(self) -> None:
-        with self._lock:
-            self._closing = True
-            if not self._busy:
-                self._close_locked()
-
-    def _close_locked(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        self._fd.close()
 
 
 def _forget(fut: asyncio.Future[Any]) -> None:
