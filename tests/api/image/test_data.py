@@ -196,3 +196,18 @@ async def test_format_match_can_be_turned_off(images: Images, tmp_path: Path) ->
     qemu_img("create", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(child))
     img = await images.create(disk_format="qcow2", container_format="bare")
     assert (await images.upload(img["id"], child.read_bytes())).status_code == 400
+
+
+async def test_checksum_mismatch(images: Images) -> None:
+    import base64
+
+    data = b"the real data"
+    img = await images.create(disk_format="raw", container_format="bare")
+    r = await images.upload(img["id"], data, **{"Content-MD5": hashlib.md5(b"other").hexdigest()})
+    assert r.status_code == 400 and "Checksum" in r.text
+    assert (await images.show(img["id"]))["status"] == "queued"
+    assert stored_files(images) == []
+    r = await images.upload(img["id"], data, **{"Content-MD5": "not a digest"})
+    assert r.status_code == 400
+    good = base64.b64encode(hashlib.md5(data).digest()).decode()
+    assert (await images.upload(img["id"], data, **{"Content-MD5": good})).status_code == 204

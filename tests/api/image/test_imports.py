@@ -191,3 +191,22 @@ async def test_delete_from_store(images: Images) -> None:
     assert (await images.show(img["id"]))["stores"] == "file"
     assert not list(images.cloud.settings.path("images-fast").rglob(img["id"]))
     assert (await images.req("DELETE", f"/stores/fast/{img['id']}")).status_code == 404
+
+
+async def test_import_converts_to_the_configured_format(images: Images, tmp_path: Path) -> None:
+    import subprocess
+
+    images.cloud.settings.image.convert_to_format = "raw"
+    disk = tmp_path / "d.qcow2"
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", str(disk), "8M"], check=True,
+                   capture_output=True)
+    img = await images.create(disk_format="qcow2", container_format="bare")
+    r = await images.req("PUT", f"/images/{img['id']}/stage", content=disk.read_bytes(),
+                         headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 204
+    r = await images.req("POST", f"/images/{img['id']}/import",
+                         json={"method": {"name": "glance-direct"}, "stores": ["file"]})
+    assert r.status_code == 202
+    out = await wait_status(images, img["id"], {"active"})
+    assert out["disk_format"] == "raw"
+    assert out["size"] == out["virtual_size"] == 8 * 1024 * 1024

@@ -51,6 +51,7 @@ async def upload(request: Request) -> Response:
     await svc.upload(
         st, ctx, request.path_params["image_id"], _body(request),
         length=_length(request), store_id=request.headers.get(STORE_HEADER),
+        md5=svc.md5_from_header(request.headers.get("content-md5")),
     )
     return no_content()
 

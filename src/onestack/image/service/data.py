@@ -19,6 +19,8 @@ when the service starts again.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import socket
@@ -131,12 +133,41 @@ def _store_error(exc: Exception, c: Claim, st: ImageState) -> CloudError:
     return BadRequest(f"Error in the image data upload: {exc}")
 
 
+class ChecksumMismatch(BadRequest):
+    def __init__(self, sent: str, computed: str) -> None:
+        super().__init__(f"Checksum verification failed: the request's Content-MD5 is {sent}, "
+                         f"the data's md5 is {computed}.")
+
+
+def md5_from_header(value: str | None) -> str | None:
+    """The md5 a ``Content-MD5`` header gives, as hex (it may be hex or base64).
+
+    Raises:
+        BadRequest: neither.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) == 32 and all(ch in "0123456789abcdefABCDEF" for ch in value):
+        return value.lower()
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raw = b""
+    if len(raw) != 16:
+        raise BadRequest("Content-MD5 must be an md5 digest, in hex or base64")
+    return raw.hex()
+
+
 async def _write(
-    st: ImageState, store: Store, c: Claim, chunks: AsyncIterable[bytes], expected: int | None
+    st: ImageState, store: Store, c: Claim, chunks: AsyncIterable[bytes], expected: int | None,
+    md5: str | None = None,
 ) -> tuple[StoredData, int | None]:
     stored = await store.add(c.image_id, chunks, expected_size=expected, max_size=c.max_size,
                              hash_algo=st.conf.hashing_algorithm)
     try:
+        if md5 is not None and md5 != stored.checksum:
+            raise ChecksumMismatch(md5, stored.checksum)
         virtual_size = None
         path = store.local_path(stored.location)
         if path is not None and c.disk_format is not None:
@@ -152,9 +183,10 @@ async def _write(
 
 async def upload(
     st: ImageState, ctx: RequestContext, image_id: str, chunks: AsyncIterable[bytes],
-    *, length: int | None, store_id: str | None,
+    *, length: int | None, store_id: str | None, md5: str | None = None,
 ) -> None:
-    """``PUT /v2/images/{id}/file``: store the body and make the image active.
+    """``PUT /v2/images/{id}/file``: store the body and make the image active;
+    with ``md5`` (the request's ``Content-MD5``) the data must match it.
 
     Raises:
         NotFound, Forbidden, Conflict, BadRequest, RequestEntityTooLarge, Gone.
@@ -162,7 +194,7 @@ async def upload(
     store = pick_store(st, store_id)
     c = await claim(st, ctx, image_id, staging=False, action="image:upload_image")
     try:
-        stored, virtual_size = await _write(st, store, c, chunks, length)
+        stored, virtual_size = await _write(st, store, c, chunks, length, md5)
     except BaseException as exc:
         await release(st, c)
         if isinstance(exc, Exception):
