@@ -27,7 +27,6 @@ from onestack.core.clients.identity import ServiceCredentials
 from onestack.core.config import Settings
 from onestack.core.db import Database
 from onestack.core.http import JSONResponse
-from onestack.core.policy import Enforcer
 from onestack.core.service import CatalogEntry, Runtime, ServiceSpec
 from onestack.identity import bootstrap
 from onestack.identity.app import SERVICE as IDENTITY
@@ -128,7 +127,6 @@ def create_app(settings: Settings) -> Starlette:
         )
         try:
             await migrate.upgrade(db, [spec.migrations for spec in SERVICES])
-            runtime.extras["enforcer"] = Enforcer({}, settings.path("policy.yaml"))
             # service users: credentials known before the builds, users created by
             # the bootstrap after them (services authenticate lazily or on startup)
             users = service_user_names()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from onestack.core.auth import TokenValidator
 from onestack.core.clients.identity import ServiceCredentials, ServiceSession
 from onestack.core.config import Settings
 from onestack.core.db import Database
+from onestack.core.policy import Enforcer
 from onestack.core.types import ASGIApp
 
 
@@ -51,6 +52,17 @@ class Runtime:
     startup: list[Hook] = field(default_factory=list)
     shutdown: list[Hook] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def enforcer(self, defaults: Mapping[str, str]) -> Enforcer:
+        """The process's policy enforcer (one for every service, reading
+        ``DATA_DIR/policy.yaml``) with ``defaults`` registered."""
+        enforcer: Enforcer | None = self.extras.get("enforcer")
+        if enforcer is None:
+            enforcer = Enforcer(defaults, self.settings.path("policy.yaml"))
+            self.extras["enforcer"] = enforcer
+        else:
+            enforcer.register(defaults)
+        return enforcer
 
     def service_credentials(self, service_type: str) -> ServiceCredentials:
         """The service user of ``service_type`` (``image`` -> ``glance``).

@@ -7,7 +7,6 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Route
 
 from onestack.core.app import build_service_app
-from onestack.core.policy import Enforcer
 from onestack.core.service import CatalogEntry, Runtime, ServiceSpec
 from onestack.core.types import ASGIApp
 from onestack.identity import errors, policies
@@ -66,11 +65,7 @@ def v3_routes() -> list[BaseRoute]:
 
 def make_state(runtime: Runtime) -> IdentityState:
     s = runtime.settings
-    enforcer = runtime.extras.get("enforcer")
-    if enforcer is None:
-        enforcer = Enforcer(policies.DEFAULTS, s.path("policy.yaml"))
-    else:
-        enforcer.register(policies.DEFAULTS)
+    enforcer = runtime.enforcer(policies.DEFAULTS)
     keys = KeyRepository(s.path("fernet-keys"), s.identity.max_active_keys)
     keys.ensure()
     cred_keys = KeyRepository(s.path("credential-keys"), s.identity.max_active_keys)

@@ -9,7 +9,6 @@ from starlette.routing import BaseRoute
 from onestack.core.app import build_service_app
 from onestack.core.clients.identity import LimitsClient
 from onestack.core.errors import ServiceUnavailable
-from onestack.core.policy import Enforcer
 from onestack.core.service import CatalogEntry, Runtime, ServiceSpec
 from onestack.core.tasks import TaskRunner
 from onestack.core.types import ASGIApp
@@ -40,11 +39,7 @@ def routes() -> list[BaseRoute]:
 
 def make_state(runtime: Runtime) -> ImageState:
     s = runtime.settings
-    enforcer = runtime.extras.get("enforcer")
-    if enforcer is None:
-        enforcer = Enforcer(policies.DEFAULTS, s.path("policy.yaml"))
-    else:
-        enforcer.register(policies.DEFAULTS)
+    enforcer = runtime.enforcer(policies.DEFAULTS)
     if runtime.validator is None:
         raise ServiceUnavailable("the image service needs the identity service's token validator")
     stores: dict[str, Store] = {

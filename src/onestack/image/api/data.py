@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -37,19 +35,13 @@ def _check_type(request: Request) -> None:
         )
 
 
-async def _body(request: Request) -> AsyncIterator[bytes]:
-    async for chunk in request.stream():
-        if chunk:
-            yield chunk
-
-
 async def upload(request: Request) -> Response:
     """``PUT /v2/images/{image_id}/file`` (204): the image becomes active."""
     _check_type(request)
     st = state(request)
     ctx = await context(request)
     await svc.upload(
-        st, ctx, request.path_params["image_id"], _body(request),
+        st, ctx, request.path_params["image_id"], request.stream(),
         length=_length(request), store_id=request.headers.get(STORE_HEADER),
         md5=svc.md5_from_header(request.headers.get("content-md5")),
     )
@@ -63,7 +55,7 @@ async def stage(request: Request) -> Response:
     ctx = await context(request)
     if "glance-direct" not in st.conf.import_methods:
         raise NotFound("The glance-direct import method is not enabled")
-    await svc.stage(st, ctx, request.path_params["image_id"], _body(request),
+    await svc.stage(st, ctx, request.path_params["image_id"], request.stream(),
                     length=_length(request))
     return no_content()
 

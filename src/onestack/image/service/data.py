@@ -92,10 +92,10 @@ async def claim(
                 "Properties disk_format, container_format must be set prior to saving data."
             )
         resource = "image_stage_total" if staging else "image_size_total"
-        lim = await quotas.enforce(
+        checked = await quotas.enforce(
             st, session, image.owner, {"image_count_uploading": 1, resource: 0}
         )
-        remaining = await quotas.remaining_bytes(st, session, image.owner, resource, lim)
+        remaining = checked.remaining_bytes(resource)
         max_size = st.conf.image_size_cap if remaining is None else min(
             st.conf.image_size_cap, remaining)
         image.status = wanted

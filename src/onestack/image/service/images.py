@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, literal, or_, select
-from sqlalchemy import delete as sql_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onestack.core.context import RequestContext
@@ -423,20 +422,26 @@ def list_query(st: ImageState, ctx: RequestContext, params: list[tuple[str, str]
             raise BadRequest(f"Invalid operator {op!r} for '{key}'")
         else:
             conditions.append(_compare(column, op, _convert(key, text)))
-    return ListQuery(conditions, _sort(params), _limit(st, single.get("limit")),
-                     single.get("marker"))
+    limit = parse_limit(single.get("limit"), st.conf.limit_param_default, st.conf.api_limit_max)
+    assert limit is not None
+    return ListQuery(conditions, _sort(params), limit, single.get("marker"))
 
 
-def _limit(st: ImageState, raw: str | None) -> int:
+def parse_limit(raw: str | None, default: int | None, maximum: int) -> int | None:
+    """Glance's ``limit`` query parameter: ``default`` when absent, at most ``maximum``.
+
+    Raises:
+        BadRequest: not a non-negative integer.
+    """
     if raw is None:
-        return st.conf.limit_param_default
+        return default
     try:
         limit = int(raw)
     except ValueError:
         raise BadRequest("limit param must be an integer") from None
     if limit < 0:
         raise BadRequest("limit param must be positive")
-    return min(limit, st.conf.api_limit_max)
+    return min(limit, maximum)
 
 
 def _sort(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -652,8 +657,7 @@ async def delete(session: AsyncSession, image: Image) -> list[tuple[str, str]]:
     if image.protected:
         raise Forbidden(f"Image {image.id} is protected and cannot be deleted.")
     data = [(loc.store, loc.url) for loc in image.locations]
-    await session.execute(sql_delete(ImageMember).where(ImageMember.image_id == image.id))
-    await session.delete(image)
+    await session.delete(image)  # members, properties, tags go by ON DELETE CASCADE
     await session.flush()
     return data
 

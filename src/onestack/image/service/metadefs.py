@@ -38,7 +38,7 @@ from onestack.image.metadefs_models import (
     MetadefTag,
 )
 from onestack.image.models import utcnow
-from onestack.image.service.images import is_admin
+from onestack.image.service.images import is_admin, parse_limit
 
 # The resource types a fresh cloud knows (those Glance's bundled definitions use).
 WELL_KNOWN_TYPES = (
@@ -243,17 +243,7 @@ def list_query(
         BadRequest: a bad limit, sort key or direction.
     """
     q = dict(params)
-    limit: int | None = default_limit
-    raw = q.pop("limit", None)
-    if raw is not None and raw != "":
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise BadRequest("limit param must be an integer") from None
-        if limit < 0:
-            raise BadRequest("limit param must be positive")
-    if limit is not None:
-        limit = min(limit, max_limit)
+    limit = parse_limit(q.pop("limit", None) or None, default_limit, max_limit)
     sort_dir = q.pop("sort_dir", "desc")
     if sort_dir not in ("asc", "desc"):
         raise BadRequest(f"Invalid sort direction: {sort_dir}")

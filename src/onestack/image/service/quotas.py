@@ -70,19 +70,36 @@ def _over(project: str, resource: str, limit: int, current: int, delta: int) -> 
     )
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What ``enforce`` found: the limits, and the usage when any applied."""
+
+    limits: dict[str, int | None]
+    usage: Usage | None
+
+    def remaining_bytes(self, resource: str) -> int | None:
+        """How many more bytes fit under ``image_size_total`` or
+        ``image_stage_total`` (``None``: no limit)."""
+        limit = self.limits.get(resource)
+        if limit is None or self.usage is None:
+            return None
+        current: int = getattr(self.usage, resource)
+        return max(0, limit * MiB - current)
+
+
 async def enforce(
     st: ImageState, session: AsyncSession, project: str | None, deltas: dict[str, int]
-) -> dict[str, int | None]:
+) -> Checked:
     """Refuse (413) when ``usage + delta`` passes a limit for any resource in
     ``deltas`` (sizes in MiB; a delta of 0 refuses only when already over).
-    Returns the limits, for callers that cap an upload.
+    Returns what it checked, for callers that cap an upload.
 
     Raises:
         RequestEntityTooLarge: a limit would be exceeded.
     """
     lim = await limits(st, project)
     if project is None or all(lim.get(r) is None for r in deltas):
-        return lim
+        return Checked(lim, None)
     used = await usage(session, project)
     for resource, delta in deltas.items():
         limit = lim.get(resource)
@@ -91,17 +108,4 @@ async def enforce(
         current = used.amount(resource)
         if current + delta > limit:
             raise _over(project, resource, limit, current, delta)
-    return lim
-
-
-async def remaining_bytes(
-    st: ImageState, session: AsyncSession, project: str | None, resource: str,
-    lim: dict[str, int | None],
-) -> int | None:
-    """How many more bytes ``project`` may store under ``resource`` (``None``: no limit)."""
-    limit = lim.get(resource)
-    if limit is None or project is None:
-        return None
-    used = await usage(session, project)
-    current = used.image_size_total if resource == "image_size_total" else used.image_stage_total
-    return max(0, limit * MiB - current)
+    return Checked(lim, used)
