@@ -16,6 +16,7 @@ from onestack.identity.api.common import authorize, collection_links, state
 from onestack.identity.errors import TokenNotFound
 from onestack.identity.models import ROOT_DOMAIN, Project
 from onestack.identity.service import authn, effective
+from onestack.identity.service.catalog import for_scope
 from onestack.identity.service.tokens import TokenData
 
 SUBJECT_HEADER = "X-Subject-Token"
@@ -98,7 +99,8 @@ async def auth_catalog(request: Request) -> Response:
     data = await _caller(request)
     if not (data.payload.project_id or data.payload.domain_id or data.payload.system):
         raise Unauthorized("A scoped token is required to get a service catalog.")
-    catalog = await state(request).tokens.catalog()
+    catalog = for_scope(await state(request).tokens.catalog(),
+                        project_id=data.payload.project_id, user_id=data.payload.user_id)
     return JSONResponse({"catalog": catalog, "links": collection_links(request)})
 
 

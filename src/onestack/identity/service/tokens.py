@@ -17,7 +17,7 @@ import functools
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -38,14 +38,14 @@ from onestack.identity.models import (
     User,
 )
 from onestack.identity.service import effective
-from onestack.identity.service.catalog import build_catalog
+from onestack.identity.service.catalog import build_catalog, for_scope
 from onestack.identity.state import IdentityState, LazySession
 
 EXPIRES_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def isotime(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime(EXPIRES_FORMAT)
+    return value.astimezone(UTC).strftime(EXPIRES_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class TokenData:
             token["application_credential"] = self.app_cred
         if catalog is not None and (p.project_id or p.domain_id or p.system):
             # Keystone gives unscoped tokens no catalog
-            token["catalog"] = catalog
+            token["catalog"] = for_scope(catalog, project_id=p.project_id, user_id=p.user_id)
         return {"token": token}
 
     @functools.cached_property
@@ -209,7 +209,7 @@ class TokenProvider:
             except InvalidToken:
                 raise TokenNotFound() from None
         issued_at = self.st.formatter.creation_time(token)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if payload.expires_at <= now:
             window = timedelta(seconds=self.st.settings.identity.allow_expired_window)
             if not allow_expired or payload.expires_at + window <= now:
@@ -254,7 +254,7 @@ class TokenProvider:
         if scope is None:
             scope = await self._scope(await session(), p)
             self.st.lookups.put(key, scope)
-        if scope.app_cred_expires and scope.app_cred_expires <= datetime.now(timezone.utc):
+        if scope.app_cred_expires and scope.app_cred_expires <= datetime.now(UTC):
             raise AuthFailed()
         return TokenData(
             token=token,
@@ -359,7 +359,7 @@ class TokenProvider:
 
     def expiry(self, parent: datetime | None = None) -> datetime:
         # whole seconds, as Keystone issues them
-        exp = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(
+        exp = datetime.now(UTC).replace(microsecond=0) + timedelta(
             seconds=self.st.settings.identity.token_expiration
         )
         return min(exp, parent) if parent else exp
@@ -370,7 +370,7 @@ class TokenProvider:
             session.add(
                 RevocationEvent(
                     audit_id=data.payload.audit_ids[0],
-                    issued_before=datetime.now(timezone.utc),
+                    issued_before=datetime.now(UTC),
                     expires_at=data.payload.expires_at,
                 )
             )
@@ -405,4 +405,4 @@ class TokenProvider:
 def revoke_user_tokens(session: AsyncSession, user_id: str) -> None:
     """Add the event that revokes every token the user holds now (password change,
     disabling)."""
-    session.add(RevocationEvent(user_id=user_id, issued_before=datetime.now(timezone.utc)))
+    session.add(RevocationEvent(user_id=user_id, issued_before=datetime.now(UTC)))
