@@ -31,8 +31,9 @@ from onestack.core.service import CatalogEntry, Runtime, ServiceSpec
 from onestack.identity import bootstrap
 from onestack.identity.app import SERVICE as IDENTITY
 from onestack.image.app import SERVICE as IMAGE
+from onestack.object_store.app import SERVICE as OBJECT_STORE
 
-SERVICES: tuple[ServiceSpec, ...] = (IDENTITY, IMAGE)
+SERVICES: tuple[ServiceSpec, ...] = (IDENTITY, IMAGE, OBJECT_STORE)
 
 log = logging.getLogger("onestack.server")
 

@@ -98,6 +98,70 @@ class ImageSettings(Section):
     )
 
 
+class ObjectStoreSettings(Section):
+    """The object storage service (Swift API v1 and S3); names follow Swift's
+    ``proxy-server.conf``, ``swift.conf`` ``[swift-constraints]`` and keystoneauth."""
+
+    @field_validator("operator_roles", "reader_roles", "devices", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    devices: list[str] = Field(
+        default_factory=lambda: ["d1", "d2", "d3"],
+        description="Local devices: directories under DATA_DIR/object-devices",
+    )
+    replicas: int | None = Field(
+        None, ge=1, description="Replicas per object (default: 3, or fewer devices)"
+    )
+    part_power: int = Field(10, ge=1, le=24, description="The ring has 2**part_power partitions")
+    operator_roles: list[str] = Field(
+        default_factory=lambda: ["admin", "member", "swiftoperator"],
+        description="Roles that own their project's account (keystoneauth operator_roles)",
+    )
+    reader_roles: list[str] = Field(
+        default_factory=lambda: ["reader"],
+        description="Roles that may read their project's account (project_reader_roles)",
+    )
+    reseller_admin_role: str = "ResellerAdmin"
+    reseller_prefix: str = "AUTH_"
+    max_file_size: int = Field(5368709122, gt=0)
+    max_meta_name_length: int = 128
+    max_meta_value_length: int = 256
+    max_meta_count: int = 90
+    max_meta_overall_size: int = 4096
+    max_header_size: int = 8192
+    max_object_name_length: int = 1024
+    container_listing_limit: int = 10000
+    account_listing_limit: int = 10000
+    max_account_name_length: int = 256
+    max_container_name_length: int = 256
+    extra_header_count: int = 0
+    max_manifest_segments: int = 1000
+    max_manifest_size: int = 8388608
+    min_segment_size: int = 1
+    expiring_objects_interval: float = Field(
+        60.0, gt=0, description="Seconds between passes of the object expirer"
+    )
+    replication_interval: float = Field(
+        300.0, gt=0, description="Seconds between replicator and auditor passes"
+    )
+    s3_location: str | None = Field(
+        None, description="The S3 region (LocationConstraint); the cloud's region if unset"
+    )
+    s3_allowable_clock_skew: float = Field(900.0, gt=0, description="Seconds a signed "
+                                           "S3 request's date may be off")
+    s3_min_segment_size: int = Field(5 * 1024 * 1024, gt=0, description="Smallest S3 "
+                                     "multipart part but the last")
+    s3_secret_cache_duration: float = Field(60.0, ge=0, description="Seconds an EC2 "
+                                            "secret is kept (as Swift's s3token)")
+    cluster_secret_file: str = Field(
+        "secrets/object-cluster", description="Shared secret between object servers"
+    )
+
+
 class Settings(Section):
     data_dir: Path
     host: str = "127.0.0.1"
@@ -113,6 +177,7 @@ class Settings(Section):
     access_log: bool = True
     identity: IdentitySettings = IdentitySettings()
     image: ImageSettings = ImageSettings()
+    object_store: ObjectStoreSettings = ObjectStoreSettings()
 
     @property
     def base_url(self) -> str:
