@@ -9,7 +9,12 @@ What exists so far is the storage foundation, as a library:
 - ``backend``: the ``ObjectBackend`` contract and ``LocalBackend`` (devices
   as directories on this host);
 - ``replication``: quorum ``ObjectWriter`` and newest-replica ``ObjectReader``;
-- ``replicator``: the ``Replicator`` and ``Auditor`` background passes.
+- ``replicator``: the ``Replicator`` and ``Auditor`` background passes;
+- ``objectserver``: the object server, an ASGI app serving one host's devices
+  (a ``LocalBackend``) to the other hosts, behind a shared cluster secret;
+- ``remote``: ``HttpBackend`` (devices on other hosts, through their object
+  servers) and ``RoutingBackend`` (this host's devices locally, the rest over
+  HTTP), so the ring spans hosts.
 
 Account and container listings will live in the SQL database, not in Swift's
 per-container SQLite files.
@@ -17,12 +22,17 @@ per-container SQLite files.
 Limitations vs upstream Swift (the data layer): no erasure-coded policies, no
 ``.meta`` files (a POST will rewrite metadata by writing a new version), no
 storage policies, no partition power increase, replication through the backend
-API rather than rsync, no HTTP object server yet (remote devices need one).
+API (object by object over the object servers' HTTP) rather than rsync or ssync.
+The servers authenticate each other with one shared secret sent in a header
+(Swift relies on a private network instead): run them on a private network or
+behind TLS.
 """
 
 from onestack.object_store.backend import LocalBackend, ObjectBackend, ReplicaReader, ReplicaWriter
 from onestack.object_store.builder import RebalanceResult, RingBuilder
 from onestack.object_store.diskfile import DiskFileManager, FileInfo
+from onestack.object_store.objectserver import build_object_server
+from onestack.object_store.remote import HttpBackend, RoutingBackend
 from onestack.object_store.replication import ObjectReader, ObjectWriter, PutResult, quorum_size
 from onestack.object_store.replicator import Auditor, AuditStats, ReplicationStats, Replicator
 from onestack.object_store.ring import Device, Ring, hash_path
@@ -34,6 +44,7 @@ __all__ = [
     "Device",
     "DiskFileManager",
     "FileInfo",
+    "HttpBackend",
     "LocalBackend",
     "ObjectBackend",
     "ObjectReader",
@@ -46,7 +57,9 @@ __all__ = [
     "Replicator",
     "Ring",
     "RingBuilder",
+    "RoutingBackend",
     "Timestamp",
+    "build_object_server",
     "hash_path",
     "quorum_size",
 ]

@@ -3,9 +3,9 @@
 Everything above this module (quorum writes, newest-replica reads, the
 replicator) talks to devices only through ``ObjectBackend``, addressing a
 replica by (ring device, partition, name hash). ``LocalBackend`` serves devices
-that are directories under one root on this host; a remote backend (an HTTP
-object server on the device's host:port, a later task) implements the same
-methods, and a router can pick one per device by its host.
+that are directories under one root on this host; ``remote.HttpBackend``
+(talking to ``objectserver`` on the device's host:port) implements the same
+methods, and ``remote.RoutingBackend`` picks one per device by its host.
 
 Contract for every implementation:
 
