@@ -145,7 +145,39 @@ def build_conf(
     conf["service_available"] = {k: str(v).lower() for k, v in sorted(available.items())}
     if "image" in types:
         add_image_options(conf)
+    if "object-store" in types:
+        add_object_storage_options(conf, catalog)
     return conf
+
+
+def swift_info(catalog: list[dict[str, Any]]) -> dict[str, Any]:
+    """``GET /info`` of the object-store endpoint (its URL without ``/v1/...``)."""
+    entry = next(e for e in catalog if e.get("type") == "object-store")
+    url = next(ep["url"] for ep in entry["endpoints"] if ep.get("interface") == "public")
+    base = url.split("/v1/", 1)[0]
+    with urllib.request.urlopen(base + "/info", timeout=30) as resp:
+        info: dict[str, Any] = json.load(resp)
+    return info
+
+
+def add_object_storage_options(conf: configparser.ConfigParser,
+                               catalog: list[dict[str, Any]]) -> None:
+    """The [object-storage] sections for OneStack's Swift API: the optional APIs
+    are exactly the sections ``/info`` announces, as Swift's own would be."""
+    info = swift_info(catalog)
+    conf["object-storage"] = {
+        "catalog_type": "object-store",
+        "operator_role": "member",
+        "reseller_admin_role": "ResellerAdmin",
+    }
+    conf["object-storage-feature-enabled"] = {
+        "discoverable_apis": ",".join(sorted(k for k in info if k != "swift")),
+        # no container sync between clusters (docs/object-storage.md says why)
+        "container_sync": "false",
+        "object_versioning": str("versioned_writes" in info).lower(),
+        "discoverability": "true",
+        "tempurl_digest_hashlib": "sha256",
+    }
 
 
 # Glance's default [image_format] lists, reordered for Tempest, which takes
