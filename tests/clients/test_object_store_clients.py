@@ -338,8 +338,6 @@ def test_swift_cli_tempurl_works_with_plain_http(server: Server, tmp_path: Path)
         swift_cli(server, "delete", c)
 
 
-@pytest.mark.xfail(strict=True, reason="tempurl signs only /v1/...; the storage URL's path "
-                   "(/object-store/v1/...) is what `swift tempurl <storage URL>` and Tempest sign")
 def test_swift_cli_tempurl_from_storage_url(server: Server) -> None:
     import httpx
 

@@ -57,7 +57,10 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), header]
+                headers = message.get("headers", [])
+                # a service that names requests itself (Swift's transaction id) wins
+                if not any(k.lower() == REQUEST_ID_HEADER for k, _ in headers):
+                    message["headers"] = [*headers, header]
             await send(message)
 
         try:

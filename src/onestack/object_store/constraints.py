@@ -52,7 +52,7 @@ def check_metadata(
     count = size = 0
     for name, value in req.headers.items():
         if len(value) > limits.max_header_size:
-            raise _bad(f"Header value too long: {name[:limits.max_meta_name_length]}")
+            raise _bad(f"Header value too long: {_titled(name)[:limits.max_meta_name_length]}")
         if not name.lower().startswith(prefix):
             continue
         key = name[len(prefix):]
@@ -63,14 +63,20 @@ def check_metadata(
         count += 1
         size += _bytes(key) + _bytes(value)
         if _bytes(key) > limits.max_meta_name_length:
-            raise _bad(f"Metadata name too long: {prefix}{key}")
+            raise _bad(f"Metadata name too long: {prefix}{_titled(key)}")
         if _bytes(value) > limits.max_meta_value_length:
             raise _bad(f"Metadata value longer than {limits.max_meta_value_length}: "
-                       f"{prefix}{key}")
+                       f"{prefix}{_titled(key)}")
         if count > limits.max_meta_count:
             raise _bad(f"Too many metadata items; max {limits.max_meta_count}")
         if size > limits.max_meta_overall_size:
             raise _bad(f"Total metadata too large; max {limits.max_meta_overall_size}")
+
+
+def _titled(name: str) -> str:
+    """A header name as Swift's WSGI layer spells it (``color-x`` -> ``Color-X``): the
+    server lower-cases names, Swift's messages show them titled."""
+    return "-".join(p[:1].upper() + p[1:] for p in name.split("-"))
 
 
 def _bytes(text: str) -> int:
@@ -217,7 +223,7 @@ def swift_info(settings: Limits = None) -> dict[str, Any]:
         "version": SWIFT_VERSION,
         "strict_cors_mode": True,
         "policies": [dict(DEFAULT_POLICY)],
-        "allow_account_management": False,
+        "allow_account_management": True,
         "account_autocreate": True,
         "max_file_size": limits.max_file_size,
         "max_meta_name_length": limits.max_meta_name_length,

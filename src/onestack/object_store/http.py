@@ -309,9 +309,11 @@ _EXPLANATIONS = {
     403: "Access was denied to this resource.",
     404: "The resource could not be found.",
     405: "The method is not allowed for this resource.",
+    406: "The resource is not available in a format acceptable to your browser.",
     408: "The client did not produce a request within the time that the server was "
          "prepared to wait.",
     409: "There was a conflict when trying to complete your request.",
+    410: "This resource is no longer available.",
     411: "Content-Length header required.",
     412: "A precondition for this request was not met.",
     413: "The body of your request was too large for this server.",

@@ -8,12 +8,14 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 from mw_fakes import FakeSwift, Source, make_state, stream
 
+from onestack.object_store.asgi import ClientDisconnect
 from onestack.object_store.http import Headers, Request, Response
 from onestack.object_store.middleware import bulk
 from onestack.object_store.state import ObjectStoreState
@@ -370,3 +372,19 @@ async def test_pile_runs_at_most_width_at_once() -> None:
     got = [n async for n in bulk.pile(job, range(20), 3)]
     assert sorted(got) == list(range(20)) and peak == 3
 
+
+
+async def test_client_gone_mid_archive(app: bulk.Bulk, store: FakeSwift,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    data = archive({"c/a": b"a" * 3_000_000, "c/b": b"b"})
+
+    async def vanishing() -> AsyncIterator[bytes]:
+        yield data[:1_000_000]
+        raise ClientDisconnect()
+
+    req = extract_request(data)
+    req.body = vanishing()
+    _, body = await run(app, req)
+    assert parse_text(body)["Response Status"] == "499 Client Disconnect"
+    assert f"{ACCOUNT}/c/b" not in store.objects
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -33,9 +33,9 @@ def test_check_metadata_limits_follow_settings(target: str) -> None:
     constraints.check_metadata(req({prefix + "abcd": "12345", "X-Other-Meta-Long": "x" * 99}),
                                target, small)
     assert refusal(constraints.check_metadata, req({prefix + "abcde": "1"}), target, small) == \
-        (400, f"Metadata name too long: x-{target}-meta-abcde")
+        (400, f"Metadata name too long: x-{target}-meta-Abcde")
     assert refusal(constraints.check_metadata, req({prefix + "a": "123456"}), target, small) == \
-        (400, f"Metadata value longer than 5: x-{target}-meta-a")
+        (400, f"Metadata value longer than 5: x-{target}-meta-A")
     three = {prefix + k: "1" for k in "abc"}
     assert refusal(constraints.check_metadata, req(three), target, small) == \
         (400, "Too many metadata items; max 2")

@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote_to_bytes
 from xml.sax.saxutils import escape
 
 from onestack.core.concurrency import SerialLane
+from onestack.object_store.asgi import ClientDisconnect
 from onestack.object_store.http import (
     Handler,
     Headers,
@@ -445,6 +446,8 @@ class Bulk:
                 data["Response Body"] = "Invalid bulk delete."
         except (BulkError, HTTPError) as exc:
             self._outcome(exc, data)
+        except ClientDisconnect:
+            data["Response Status"] = status_line(499)  # nobody reads it: no log either
         except Exception:
             log.exception("Error in bulk delete.")
             data["Response Status"] = status_line(500)
@@ -554,6 +557,8 @@ class Bulk:
             data["Response Body"] = f"Invalid Tar File: {exc}"
         except (BulkError, HTTPError) as exc:
             self._outcome(exc, data)
+        except ClientDisconnect:
+            data["Response Status"] = status_line(499)  # nobody reads it: no log either
         except Exception:
             log.exception("Error in extract archive.")
             data["Response Status"] = status_line(500)

@@ -95,17 +95,12 @@ def extract_digest(value: str) -> tuple[str, str]:
     return algo, value
 
 
-def keys_in(metadata: Mapping[str, str] | None) -> list[str]:
-    """The Temp-URL keys among an account's or container's metadata, whether it is
-    keyed by header name (``X-Account-Meta-Temp-Url-Key``) or by the bare name."""
-    out = []
-    for name, value in (metadata or {}).items():
-        lower = name.lower()
-        for prefix in ("x-account-meta-", "x-container-meta-"):
-            lower = lower.removeprefix(prefix)
-        if lower in KEY_NAMES and value:
-            out.append(value)
-    return out
+def keys_in(metadata: Mapping[str, str] | None, prefix: str) -> list[str]:
+    """The Temp-URL keys among an account's (``prefix`` ``x-account-meta-``) or a
+    container's (``x-container-meta-``) stored headers."""
+    names = {prefix + name for name in KEY_NAMES}
+    return [value for name, value in (metadata or {}).items()
+            if name.lower() in names and value]
 
 
 async def temp_url_keys(st: ObjectStoreState, account: str,
@@ -118,14 +113,16 @@ async def temp_url_keys(st: ObjectStoreState, account: str,
     except CloudError:
         account_info = None
     if account_info is not None and account_info.exists:
-        out += [(k, ACCOUNT_SCOPE) for k in keys_in(account_info.metadata)]
+        keys = keys_in(account_info.metadata, "x-account-meta-")
+        out += [(k, ACCOUNT_SCOPE) for k in keys]
     if container:
         try:
             container_info = await st.listings.container_info(account, container)
         except CloudError:
             container_info = None
         if container_info is not None:
-            out += [(k, CONTAINER_SCOPE) for k in keys_in(container_info.metadata)]
+            keys = keys_in(container_info.metadata, "x-container-meta-")
+            out += [(k, CONTAINER_SCOPE) for k in keys]
     return out
 
 
