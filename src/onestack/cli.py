@@ -172,7 +172,7 @@ def _ring_builder(settings: config_mod.Settings) -> RingBuilder:
 
 
 def _ring_create(settings: config_mod.Settings, args: argparse.Namespace) -> str:
-    from onestack.object_store.app import _secret
+    from onestack.object_store.app import load_or_create_secret
     from onestack.object_store.builder import RingBuilder
 
     path = settings.path(BUILDER_FILE)
@@ -182,8 +182,8 @@ def _ring_create(settings: config_mod.Settings, args: argparse.Namespace) -> str
     builder = RingBuilder(args.part_power, args.replicas)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # every host must hold the same two secrets: made here, copied with the ring
-    _secret(settings.path("secrets", "object-hash-suffix"), 16)
-    _secret(settings.path(settings.object_store.cluster_secret_file))
+    load_or_create_secret(settings.path("secrets", "object-hash-suffix"), 16)
+    load_or_create_secret(settings.path(settings.object_store.cluster_secret_file))
     builder.save(path)
     replicas = args.replicas or "min(3, devices)"
     return f"created {path}: 2**{args.part_power} partitions, {replicas} replicas"

@@ -13,7 +13,7 @@ from pathlib import Path
 from onestack.core.config import ConfigError, Settings
 from onestack.core.service import CatalogEntry, Runtime, ServiceSpec
 from onestack.core.types import ASGIApp, Receive, Scope, Send
-from onestack.object_store import pipeline
+from onestack.object_store import constraints, pipeline
 from onestack.object_store.api.proxy import proxy
 from onestack.object_store.asgi import asgi
 from onestack.object_store.backend import LocalBackend, ObjectBackend
@@ -22,7 +22,10 @@ from onestack.object_store.objectserver import build_object_server
 from onestack.object_store.remote import HttpBackend, RoutingBackend
 from onestack.object_store.replication import ObjectReader, ObjectWriter
 from onestack.object_store.ring import Ring
+from onestack.object_store.s3.handler import handler as s3_handler
 from onestack.object_store.service.daemons import ObjectDaemons
+from onestack.object_store.service.expirer import Expirer
+from onestack.object_store.service.listings import Listings
 from onestack.object_store.state import ObjectStoreState
 
 log = logging.getLogger("onestack.object_store")
@@ -35,7 +38,7 @@ OBJECT_SERVER_PREFIX = "/object-server"
 AUTO_RING_MARKER = "object.ring.auto"
 
 
-def _secret(path: Path, nbytes: int = 32) -> str:
+def load_or_create_secret(path: Path, nbytes: int = 32) -> str:
     """A random secret kept in ``path`` (created once, mode 0600)."""
     if path.exists():
         return path.read_text().strip()
@@ -68,11 +71,11 @@ def load_ring(runtime: Runtime) -> Ring:
         if not suffix_file.exists():
             raise ConfigError(f"{suffix_file} is missing: copy it (and the cluster secret) "
                               "from the host where the ring was built")
-        return Ring.load(ring_file, hash_suffix=_secret(suffix_file, 16).encode())
+        return Ring.load(ring_file, hash_suffix=load_or_create_secret(suffix_file, 16).encode())
     builder_file, marker = s.path("object.builder.json"), s.path(AUTO_RING_MARKER)
     if builder_file.exists() and not marker.exists():
         raise ConfigError(f"{builder_file} has no ring yet: run `onestack ring rebalance`")
-    suffix = _secret(suffix_file, 16).encode()
+    suffix = load_or_create_secret(suffix_file, 16).encode()
     builder = RingBuilder(conf.part_power, conf.replicas)
     for i, name in enumerate(conf.devices):
         builder.add_device(host=s.host, port=s.port, device=name, zone=i + 1)
@@ -105,7 +108,7 @@ def local_backend(settings: Settings, ring: Ring) -> tuple[RoutingBackend, str]:
     if not auto and not secret_file.exists():
         raise ConfigError(f"{secret_file} is missing: copy it (and the hash suffix) from "
                           "the host where the ring was built")
-    secret = _secret(secret_file)
+    secret = load_or_create_secret(secret_file)
     remote = HttpBackend(secret, path_prefix=SERVICE_PREFIX + OBJECT_SERVER_PREFIX)
     backend = RoutingBackend(LocalBackend(settings.path("object-devices")), remote, addresses)
     mine = backend.local_devices(ring.devices)
@@ -120,9 +123,6 @@ def local_backend(settings: Settings, ring: Ring) -> tuple[RoutingBackend, str]:
 
 
 def make_state(runtime: Runtime, backend: ObjectBackend | None = None) -> ObjectStoreState:
-    from onestack.object_store import constraints
-    from onestack.object_store.service.listings import Listings
-
     s = runtime.settings
     ring = load_ring(runtime)
     if backend is None:
@@ -140,17 +140,9 @@ def make_state(runtime: Runtime, backend: ObjectBackend | None = None) -> Object
     return st
 
 
-def _s3_handler(st: ObjectStoreState) -> ASGIApp | None:
-    try:
-        from onestack.object_store.s3 import handler as s3
-    except ImportError:
-        return None
-    return asgi(s3.handler(st))
-
-
 def make_app(st: ObjectStoreState, object_server: ASGIApp | None = None) -> ASGIApp:
     swift = asgi(pipeline.build(proxy(st), st))
-    below = [(S3_PREFIX, _s3_handler(st)), (OBJECT_SERVER_PREFIX, object_server)]
+    below = [(S3_PREFIX, asgi(s3_handler(st))), (OBJECT_SERVER_PREFIX, object_server)]
     mounts = [(prefix, sub) for prefix, sub in below if sub is not None]
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -188,14 +180,9 @@ async def build(runtime: Runtime) -> ASGIApp:
     st = make_state(runtime)
     runtime.extras["object_store"] = st
     runtime.on_startup(lambda: ensure_reseller_admin_role(st))
-    try:
-        from onestack.object_store.service.expirer import Expirer
-    except ImportError:
-        pass
-    else:
-        expirer = Expirer(st)
-        runtime.on_startup(expirer.start)
-        runtime.on_shutdown(expirer.stop)
+    expirer = Expirer(st)
+    runtime.on_startup(expirer.start)
+    runtime.on_shutdown(expirer.stop)
     daemons = ObjectDaemons.for_state(st)
     if daemons is not None:
         runtime.on_startup(daemons.start)

@@ -381,4 +381,5 @@ def parse_query(query_string: str) -> dict[str, str]:
     return dict(parse_qsl(query_string, keep_blank_values=True))
 
 
-Middleware = Callable[[Handler, "Any"], Handler]
+# ``swift.authorize``: ``None`` lets the request go on, a response refuses it
+Authorize = Callable[[Request], Awaitable["Response | None"]]

@@ -40,13 +40,8 @@ PIPELINE = (
 Factory = Callable[[Handler, ObjectStoreState], Handler]
 
 
-def _factory(name: str) -> Factory | None:
-    try:
-        module: Any = importlib.import_module(f"onestack.object_store.middleware.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"onestack.object_store.middleware.{name}":
-            return None  # not built yet: the chain goes on without it
-        raise
+def _factory(name: str) -> Factory:
+    module: Any = importlib.import_module(f"onestack.object_store.middleware.{name}")
     factory: Factory = module.middleware
     return factory
 
@@ -55,8 +50,6 @@ def build(proxy: Handler, st: ObjectStoreState, names: tuple[str, ...] = PIPELIN
     """The chain over ``proxy``; it is also stored as ``st.app``."""
     app = proxy
     for name in reversed(names):
-        factory = _factory(name)
-        if factory is not None:
-            app = factory(app, st)
+        app = _factory(name)(app, st)
     st.app = app
     return app

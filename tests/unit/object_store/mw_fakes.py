@@ -28,7 +28,7 @@ class Listings:
         self.accounts: dict[str, Info] = {}
         self.containers: dict[tuple[str, str], Info] = {}
 
-    async def account_info(self, account: str) -> Info:
+    async def account_info(self, account: str, *, stats: bool = True) -> Info:
         return self.accounts.get(account, Info(exists=False))
 
     async def container_info(self, account: str, container: str) -> Info | None:

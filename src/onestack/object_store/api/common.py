@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Mapping
 from email.utils import formatdate
 from typing import Any
 
 from onestack.object_store.http import Headers, HTTPError, Request
-from onestack.object_store.timestamp import Timestamp
 
 # environ key: the ACL string ``swift.authorize`` checks against (Swift's req.acl)
 ACL = "swift.acl"
@@ -51,20 +52,29 @@ def strip_owner_headers(headers: Headers) -> None:
             del headers[name]
 
 
+def conditional_etag(req: Request, headers: Mapping[str, str] | Headers) -> str | None:
+    """The ETag that If-Match / If-None-Match test when a middleware names another
+    than the object's own (``X-Backend-Etag-Is-At``: the leftmost of the named
+    headers that ``headers`` has; S3 names its multipart ETag so), else ``None``."""
+    names = req.headers.get("x-backend-etag-is-at")
+    if not names:
+        return None
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in names.split(","):
+        value = lowered.get(name.strip().lower())
+        if value is not None:
+            return value
+    return None
+
+
 def http_date(seconds: float) -> str:
     """An HTTP date (``Last-Modified``) for a Unix time; Swift rounds up to the second."""
     return formatdate(float(int(seconds) if seconds == int(seconds) else int(seconds) + 1),
                       usegmt=True)
 
 
-def timestamp_headers(ts: Timestamp) -> dict[str, str]:
-    return {"X-Timestamp": ts.normal, "Last-Modified": http_date(float(ts))}
-
-
 def new_trans_id() -> str:
     """A transaction id as Swift formats one: ``tx`` + 21 hex chars + ``-`` + hex time."""
-    import uuid
-
     return f"tx{uuid.uuid4().hex[:21]}-{int(time.time()):010x}"
 
 

@@ -32,6 +32,7 @@ from onestack.object_store import constraints
 from onestack.object_store.api.common import (
     CONTAINER_INFO,
     authorize,
+    conditional_etag,
     config_true,
     http_date,
     meta_headers,
@@ -162,7 +163,7 @@ def delete_at(metadata: dict[str, str]) -> int | None:
 
 async def _read_response(req: Request, replica: ReplicaReader, closer: _Closer) -> Response:
     headers = _object_headers(replica)
-    etag = _conditional_etag(req, replica.metadata) or replica.etag
+    etag = conditional_etag(req, replica.metadata) or replica.etag
     status = _conditional_status(req, etag, math.ceil(float(replica.timestamp)))
     if status is not None:
         await closer()
@@ -211,20 +212,6 @@ def _clean_content_type(value: str) -> str:
         if right.lstrip().startswith("swift_bytes="):
             return left
     return value
-
-
-def _conditional_etag(req: Request, metadata: dict[str, str]) -> str | None:
-    """The ETag to test conditions against when a middleware names another one
-    (``X-Backend-Etag-Is-At``, e.g. a manifest's whole-object ETag); leftmost wins."""
-    names = req.headers.get("x-backend-etag-is-at")
-    if not names:
-        return None
-    lowered = {k.lower(): v for k, v in metadata.items()}
-    for name in names.split(","):
-        value = lowered.get(name.strip().lower())
-        if value is not None:
-            return value
-    return None
 
 
 def _match(value: str | None) -> set[str] | None:

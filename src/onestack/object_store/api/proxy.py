@@ -1,9 +1,11 @@
-"""The innermost handler: ``/info``, ``/healthcheck``, ``/crossdomain.xml`` and ``/v1/<account>[/<container>[/<object>]]``
-dispatched to the account, container and object controllers."""
+"""The innermost handler: ``/info``, ``/healthcheck``, ``/crossdomain.xml``, and
+``/v1/<account>[/<container>[/<object>]]`` dispatched to the account, container and
+object controllers."""
 
 from __future__ import annotations
 
-from onestack.object_store.api import info
+from onestack.object_store.api import account, container, info
+from onestack.object_store.api import object as obj_api
 from onestack.object_store.http import Handler, Headers, HTTPError, Request, Response, error
 from onestack.object_store.state import ObjectStoreState
 
@@ -31,9 +33,6 @@ def _text(body: str, content_type: str, method: str) -> Response:
 
 
 def proxy(st: ObjectStoreState) -> Handler:
-    from onestack.object_store.api import account, container
-    from onestack.object_store.api import object as obj_api
-
     conf = st.settings.object_store
     st.register("crossdomain", cross_domain_policies='<allow-access-from domain="*" '
                 'secure="false" />')

@@ -19,8 +19,8 @@ without a length is counted as it streams (Swift cannot refuse those).
 from __future__ import annotations
 
 from onestack.object_store.constraints import DEFAULT_POLICY
-from onestack.object_store.http import Handler, HTTPError, Request, Response, error
-from onestack.object_store.middleware.container_quotas import Authorize, capped
+from onestack.object_store.http import Authorize, Handler, HTTPError, Request, Response, error
+from onestack.object_store.middleware.container_quotas import capped
 from onestack.object_store.service.listings import AccountInfo
 from onestack.object_store.state import ObjectStoreState
 
@@ -115,6 +115,11 @@ def _limit(sysmeta: dict[str, str], name: str, fallback: str | None = None) -> i
     return n if n >= 0 else None
 
 
+def has_quota(info: AccountInfo) -> bool:
+    """Whether any quota of ``info`` is set (to a number or not)."""
+    return "quota-bytes" in info.meta or any(k.startswith("quota-") for k in info.sysmeta)
+
+
 def over_quota(info: AccountInfo, length: int) -> str | None:
     """Why a new object of ``length`` bytes would break a quota of ``info``."""
     sysmeta = info.sysmeta
@@ -170,6 +175,9 @@ def middleware(app: Handler, st: ObjectStoreState) -> Handler:
             return await account(req)
         if (req.method != "PUT" or obj is None
                 or req.environ.get("reseller_request") is True):
+            return await app(req)
+        # every upload passes here: sum the account's usage only when it has a quota
+        if not has_quota(await st.listings.account_info(name, stats=False)):
             return await app(req)
         info = await st.listings.account_info(name)
         reason = over_quota(info, length or 0)

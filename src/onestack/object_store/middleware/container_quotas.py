@@ -16,15 +16,14 @@ stopped with the same 413 once it passes the byte quota; nothing of it is kept.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from onestack.object_store.api.common import ACL
-from onestack.object_store.http import Handler, HTTPError, Request, Response, error
+from onestack.object_store.http import Authorize, Handler, HTTPError, Request, Response, error
 from onestack.object_store.service.listings import ContainerInfo
 from onestack.object_store.state import ObjectStoreState
 
 EXCEEDED = "Upload exceeds quota."
-Authorize = Callable[[Request], Awaitable[Response | None]]
 
 
 def quota(meta: dict[str, str], name: str) -> int | None:

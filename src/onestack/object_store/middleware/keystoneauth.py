@@ -17,16 +17,12 @@ still answers; the proxy's denial for an anonymous caller is a 401.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from onestack.core.context import AuthInfo
 from onestack.core.errors import CloudError
 from onestack.object_store.acl import parse_account_acl, parse_acl, referrer_allowed
 from onestack.object_store.api.common import ACL, strip_owner_headers
 from onestack.object_store.http import Handler, HTTPError, Request, Response, error
 from onestack.object_store.state import ObjectStoreState
-
-Authorize = Callable[[Request], Awaitable[Response | None]]
 
 
 def _path(req: Request) -> tuple[str, str, str | None, str | None] | None:

@@ -21,7 +21,7 @@ import hmac
 import ipaddress
 import posixpath
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
@@ -30,6 +30,7 @@ from urllib.parse import quote
 from onestack.core.errors import CloudError
 from onestack.object_store.api.common import strip_owner_headers
 from onestack.object_store.http import (
+    Authorize,
     Handler,
     Headers,
     HTTPError,
@@ -164,7 +165,6 @@ def _unauthorized(req: Request) -> Response:
     return error(401, headers={"WWW-Authenticate": 'Swift realm="unknown"'}, method=req.method)
 
 
-Authorize = Callable[[Request], Awaitable[Response | None]]
 
 
 def authorize_scope(account: str, container: str | None) -> Authorize:

@@ -387,20 +387,24 @@ class Listings:
 
     # -- accounts ---------------------------------------------------------------------
 
-    async def account_info(self, account: str) -> AccountInfo:
+    async def account_info(self, account: str, *, stats: bool = True) -> AccountInfo:
+        """The account; with ``stats=False`` its counters are left at 0 and not
+        summed over its containers (for callers that only need its metadata)."""
         async with self.db.read() as s:
             row = await self._account_row(s, account)
             if row is None:
                 now = Timestamp.now()
                 return AccountInfo(account, 0, 0, 0, {}, now, now, exists=False)
-            stats = (await s.execute(
-                select(func.count(), func.coalesce(func.sum(CON.c.object_count), 0),
-                       func.coalesce(func.sum(CON.c.bytes_used), 0))
-                .where(CON.c.account_id == row.id)
-            )).one()
+            totals: Any = (0, 0, 0)
+            if stats:
+                totals = (await s.execute(
+                    select(func.count(), func.coalesce(func.sum(CON.c.object_count), 0),
+                           func.coalesce(func.sum(CON.c.bytes_used), 0))
+                    .where(CON.c.account_id == row.id)
+                )).one()
         return AccountInfo(
-            name=account, container_count=int(stats[0]), object_count=int(stats[1]),
-            bytes_used=int(stats[2]), metadata=dict(row.metadata or {}),
+            name=account, container_count=int(totals[0]), object_count=int(totals[1]),
+            bytes_used=int(totals[2]), metadata=dict(row.metadata or {}),
             created_at=Timestamp.parse(row.created_at),
             put_timestamp=Timestamp.parse(row.put_timestamp),
             exists=not row.deleted, deleted=bool(row.deleted),

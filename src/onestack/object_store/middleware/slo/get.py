@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
-from onestack.object_store.api.common import config_true
+from onestack.object_store.api.common import conditional_etag, config_true
 from onestack.object_store.http import Headers, HTTPError, Request, Response, error
 from onestack.object_store.middleware.dlo.segments import (
     ETAG_IS_AT,
@@ -142,20 +142,10 @@ class LargeObjectRead:
         self.where = where
         self.cache: OrderedDict[str, list[Segment]] = OrderedDict()
 
-    def conditional_etag(self, manifest: Headers, default: str) -> str:
-        """The ETag that If-Match / If-None-Match test: the leftmost header named
-        by ``X-Backend-Etag-Is-At`` that the manifest has (S3 names its multipart
-        ETag so), else ``default`` (Swift's ``resolve_etag_is_at_header``)."""
-        for name in (self.req.headers.get("x-backend-etag-is-at") or "").split(","):
-            value = manifest.get(name.strip()) if name.strip() else None
-            if value is not None:
-                return value
-        return default
-
     def unmet(self, manifest: Headers) -> bool:
         """Whether the request's conditions fail for a (modern) manifest's object."""
         h = manifest.copy()
-        h["Etag"] = self.conditional_etag(manifest, h.get(SYSMETA_SLO_ETAG) or "")
+        h["Etag"] = conditional_etag(self.req, manifest) or h.get(SYSMETA_SLO_ETAG) or ""
         return conditional_response(self.req, h) is not None
 
     async def respond(self, resp: Response, need_segments: bool, part: int | None
@@ -180,7 +170,7 @@ class LargeObjectRead:
         h.pop("Content-Range")
         h["Content-Type"] = clean_content_type(h.get("content-type") or "")
         tested = h.copy()
-        tested["Etag"] = self.conditional_etag(resp.headers, etag)
+        tested["Etag"] = conditional_etag(req, resp.headers) or etag
         denied = conditional_response(req, tested)
         if denied is not None:
             denied.headers["Etag"] = h["Etag"]
