@@ -26,7 +26,8 @@ async def run_command(*argv: str, timeout: float = 60.0) -> tuple[int, str, str]
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate()
     except BaseException:  # timed out or cancelled: never leave the program running
         with contextlib.suppress(ProcessLookupError):
             proc.kill()

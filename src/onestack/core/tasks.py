@@ -271,10 +271,12 @@ class TaskRunner:
         """Cancel the running handlers and give their tasks back (pending, lease
         released, this attempt not counted) for any runner to claim."""
         self._stopping = True
+        self._wake.set()
         if self._loop_task is not None:
+            # the flag ends the loop even if the cancellation below is lost (Python
+            # 3.11's wait_for, in code a handler calls, can swallow one)
             self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            await asyncio.wait([self._loop_task])  # a cancellation of stop() propagates
             self._loop_task = None
         running = list(self._running.items())
         for _, (task, handle) in running:
@@ -302,7 +304,7 @@ class TaskRunner:
         )
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             free = self.concurrency - len(self._running)
             claimed = 0
@@ -313,8 +315,12 @@ class TaskRunner:
                     log.exception("claiming tasks from %s failed", self.table.name)
             if free > 0 and claimed == free:
                 continue
+            # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when
+            # the event is set in the same loop iteration as a cancellation, and
+            # the lost cancellation left stop() waiting for ever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
 
     async def _claim_some(self, wanted: int) -> int:
         t = self.table

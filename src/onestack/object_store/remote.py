@@ -291,9 +291,8 @@ class _HttpWriter(ReplicaWriter):
                 # End the body without a commit frame: the server discards the data and
                 # answers, and the connection stays in the pool.
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(
-                        self._until_answered(self._slot.put(None)), ABORT_TIMEOUT
-                    )
+                    async with asyncio.timeout(ABORT_TIMEOUT):
+                        await self._until_answered(self._slot.put(None))
             if self._ended:
                 await asyncio.wait({request}, timeout=ABORT_TIMEOUT)
             # A body cut before its end is discarded by the server; a server that does

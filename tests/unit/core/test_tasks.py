@@ -339,3 +339,24 @@ async def test_two_runners_never_run_the_same_task_twice(env: Env) -> None:
     async with a.db.read() as s:
         assert await s.scalar(select(func.count()).select_from(Task)
                               .where(Task.state != SUCCEEDED)) == 0
+
+
+async def test_stop_right_after_a_wake_stops(env: Env) -> None:
+    """A wake and a stop in the same loop iteration: on Python 3.11 a
+    ``wait_for`` around the wake event returned normally there, the cancellation
+    was lost, and ``stop`` waited for ever (the CI hang of the networking tests)."""
+    for _ in range(20):
+        runner = env.runner(env.dbs[0], {"noop": lambda h: asyncio.sleep(0)},
+                            poll_interval=30)
+        await runner.start()
+        await asyncio.sleep(0.05)  # the loop is waiting for a wake
+        loop_task = runner._loop_task
+        assert loop_task is not None
+        runner.wake()
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(5):
+            await runner.stop()
+        # well before the next poll (30 s) and the guard above (whose cancellation
+        # the old stop() swallowed too)
+        assert asyncio.get_running_loop().time() - started < 2
+        assert loop_task.done()

@@ -197,7 +197,12 @@ async def test_the_running_cloud_repairs_replicas(cloud: Cloud) -> None:
     obj_hash = st.ring.object_hash(account, "c", "o")
     local = routing(st).local
     first, second, third = st.ring.nodes(partition)
-    shutil.rmtree(local.manager(first).hash_dir(partition, obj_hash))
+    # The replicator runs every 50 ms and may restore the replica while it is
+    # being removed: take the directory away in one rename, then delete it.
+    doomed = local.manager(first).hash_dir(partition, obj_hash)
+    gone = local.manager(first).objects.parent / "removed-by-test"
+    doomed.rename(gone)
+    shutil.rmtree(gone)
     hash_dir = local.manager(second).hash_dir(partition, obj_hash)
     (path,) = hash_dir.iterdir()
     data = bytearray(path.read_bytes())

@@ -143,7 +143,8 @@ async def _sleep(delay: float, wake: asyncio.Event | None) -> None:
         await asyncio.sleep(delay)
         return
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wake.wait(), delay)
+        async with asyncio.timeout(delay):  # not wait_for: it can lose a cancellation
+            await wake.wait()
     wake.clear()
 
 
