@@ -69,6 +69,28 @@ class Cloud:
             auth["scope"] = {"system": {"all": True}}
         return await self.client.post(f"{self.identity}/auth/tokens", json={"auth": auth})
 
+    async def new_project_user(self, role: str = "member") -> tuple[str, str, str]:
+        """A new project with a new user holding ``role`` on it (made if missing):
+        (project id, user id, project-scoped token)."""
+        name = "p-" + uuid.uuid4().hex[:8]
+        r = await self.post("/projects", {"project": {"name": name, "domain_id": "default"}})
+        assert r.status_code == 201, r.text
+        project = r.json()["project"]["id"]
+        r = await self.post("/users", {"user": {"name": name, "password": "secret-pass-1",
+                                                "domain_id": "default"}})
+        assert r.status_code == 201, r.text
+        user = r.json()["user"]["id"]
+        roles = (await self.get(f"/roles?name={role}")).json()["roles"]
+        if not roles:
+            r = await self.post("/roles", {"role": {"name": role}})
+            assert r.status_code == 201, r.text
+            roles = [r.json()["role"]]
+        r = await self.put(f"/projects/{project}/users/{user}/roles/{roles[0]['id']}")
+        assert r.status_code == 204, r.text
+        r = await self.token(name, "secret-pass-1", project=name)
+        assert r.status_code == 201, r.text
+        return project, user, r.headers["X-Subject-Token"]
+
     def as_(self, token: str) -> dict[str, str]:
         return {"X-Auth-Token": token}
 
@@ -129,6 +151,8 @@ def settings(tmp_path: Path, database_url: str | None) -> config.Settings:
         access_log=False,
         # cheaper hashing for tests; the algorithm is the same
         identity={"password_time_cost": 1, "password_memory_cost_kib": 1024},
+        # API tests never touch the kernel; tests/dataplane does
+        network={"dataplane": "fake"},
     )
 
 
@@ -148,3 +172,58 @@ async def cloud(settings: config.Settings) -> AsyncIterator[Cloud]:
             assert r.status_code == 201, r.text
             c.demo_token = r.headers["X-Subject-Token"]
             yield c
+
+
+# -- hangs --------------------------------------------------------------------------
+# A test still running after ONESTACK_TEST_WATCHDOG seconds (default 120) prints
+# every thread's stack and every asyncio task's stack to stderr, so a hang in CI
+# says where it is; pytest-timeout (pyproject) then fails the test and the run
+# goes on.
+
+WATCHDOG = float(os.environ.get("ONESTACK_TEST_WATCHDOG", "120"))
+
+
+def _dump_stacks(nodeid: str, config: pytest.Config) -> None:
+    # pytest captures fds 1 and 2 while a test runs: print around the capture
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None:
+        _print_stacks(nodeid)
+        return
+    with capman.global_and_fixture_disabled():
+        _print_stacks(nodeid)
+
+
+def _print_stacks(nodeid: str) -> None:
+    import asyncio
+    import faulthandler
+    import sys
+
+    err = sys.__stderr__
+    if err is None:
+        return
+    print(f"\n=== {nodeid} still running after {WATCHDOG:.0f}s: thread stacks ===",
+          file=err, flush=True)
+    faulthandler.dump_traceback(file=err, all_threads=True)
+    print("=== asyncio tasks ===", file=err, flush=True)
+    for task in list(asyncio.tasks._all_tasks):  # type: ignore[attr-defined]
+        if task.done():
+            continue
+        print(f"--- {task!r}", file=err)
+        try:
+            task.print_stack(limit=30, file=err)
+        except Exception as exc:  # noqa: BLE001 (racing the loop's thread: diagnostics only)
+            print(f"(stack unavailable: {exc})", file=err)
+    err.flush()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    import threading
+
+    timer = threading.Timer(WATCHDOG, _dump_stacks, args=(item.nodeid, item.config))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

@@ -79,6 +79,11 @@ def admin_auth(clouds: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def fetch_catalog(clouds: dict[str, Any]) -> list[dict[str, Any]]:
     """Authenticate as the admin cloud (POST /v3/auth/tokens); return the token's catalog."""
+    return authenticate(clouds)[1]
+
+
+def authenticate(clouds: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """Authenticate as the admin cloud: its token and the token's catalog."""
     _, auth = admin_auth(clouds)
     user = {"name": auth["username"], "password": auth["password"]}
     user["domain"] = {"name": auth.get("user_domain_name", "Default")}
@@ -91,14 +96,16 @@ def fetch_catalog(clouds: dict[str, Any]) -> list[dict[str, Any]]:
     req = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
+            token = resp.headers["X-Subject-Token"]
             catalog: list[dict[str, Any]] = json.load(resp)["token"].get("catalog") or []
     except urllib.error.HTTPError as exc:
         sys.exit(f"POST {url} as {auth['username']}: {exc.code} {exc.read()[:500]!r}")
-    return catalog
+    return token, catalog
 
 
 def build_conf(
-    clouds: dict[str, Any], catalog: list[dict[str, Any]], workdir: Path
+    clouds: dict[str, Any], catalog: list[dict[str, Any]], workdir: Path,
+    token: str | None = None,
 ) -> configparser.ConfigParser:
     """Derive tempest.conf from a parsed clouds.yaml and a v3 token's service catalog."""
     cloud, auth = admin_auth(clouds)
@@ -108,6 +115,10 @@ def build_conf(
     available = dict.fromkeys([*SERVICE_OPTIONS.values(), *ALWAYS_OFF], False)
     for service_type, name in SERVICE_OPTIONS.items():
         available[name] = available[name] or service_type in types
+    if available["nova"] and token and not _compute_has_servers(catalog, token):
+        # the compute service is in the catalog before it runs servers: Tempest's
+        # tests that boot servers (in every API group) would all fail
+        available["nova"] = False
     conf = configparser.ConfigParser(interpolation=None)
     conf.optionxform = str  # type: ignore[assignment,method-assign]
     conf["DEFAULT"] = {"log_dir": str(workdir / "logs"), "log_file": "tempest.log"}
@@ -147,7 +158,59 @@ def build_conf(
         add_image_options(conf)
     if "object-store" in types:
         add_object_storage_options(conf, catalog)
+    if "network" in types and token:
+        add_network_options(conf, catalog, token)
     return conf
+
+
+def _get_json(url: str, token: str) -> Any:
+    req = urllib.request.Request(url, headers={"X-Auth-Token": token})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.load(resp)
+
+
+def _compute_has_servers(catalog: list[dict[str, Any]], token: str) -> bool:
+    entry = next(e for e in catalog if e.get("type") == "compute")
+    url = next(ep["url"] for ep in entry["endpoints"] if ep.get("interface") == "public")
+    try:
+        _get_json(url.rstrip("/") + "/servers?limit=1", token)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise
+    return True
+
+
+def add_network_options(conf: configparser.ConfigParser, catalog: list[dict[str, Any]],
+                        token: str) -> None:
+    """The [network] sections for OneStack's Neutron API: the extensions are
+    exactly what ``/v2.0/extensions`` lists, and the external network is the one
+    ``onestack up`` creates."""
+    entry = next(e for e in catalog if e.get("type") == "network")
+    url = next(ep["url"] for ep in entry["endpoints"] if ep.get("interface") == "public")
+    url = url.rstrip("/") + "/v2.0"
+    aliases = sorted(e["alias"] for e in _get_json(url + "/extensions", token)["extensions"])
+    public = [n for n in _get_json(url + "/networks?router:external=true", token)["networks"]]
+    conf["network"] = {
+        "catalog_type": "network",
+        "endpoint_type": "public",
+        "project_network_cidr": "10.100.0.0/16",
+        "project_network_mask_bits": "28",
+        "project_network_v6_cidr": "2001:db8::/48",
+        "project_network_v6_mask_bits": "64",
+        "public_network_id": public[0]["id"] if public else "",
+        "floating_network_name": public[0]["name"] if public else "",
+        "shared_physical_network": "false",
+        "build_timeout": "60",
+        "build_interval": "1",
+    }
+    conf["network-feature-enabled"] = {
+        "api_extensions": ",".join(aliases),
+        "ipv6": "true",
+        "ipv6_subnet_attributes": "true",
+        "port_security": str("port-security" in aliases).lower(),
+        "floating_ips": "true",
+    }
 
 
 def swift_info(catalog: list[dict[str, Any]]) -> dict[str, Any]:
@@ -299,12 +362,24 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None, timeout: float)
     return False
 
 
+def onestack_cmd() -> list[str]:
+    exe = REPO / ".venv" / "bin" / "onestack"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "onestack"]
+
+
+def onestack_env() -> dict[str, str]:
+    paths = [str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+
+
 def start_onestack(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     """Start ``onestack up`` in the background, logging to DATA_DIR/onestack.log."""
-    exe = REPO / ".venv" / "bin" / "onestack"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "onestack"]
-    paths = [str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+    cmd = onestack_cmd()
+    env = onestack_env()
+    # its own external bridge and subnet: a cloud already running here keeps br-ex
+    env.update(ONESTACK_NETWORK__EXTERNAL_BRIDGE="brx" + os.urandom(3).hex(),
+               ONESTACK_NETWORK__EXTERNAL_CIDR=f"172.30.{os.urandom(1)[0]}.0/24",
+               ONESTACK_NETWORK__EXTERNAL_MASQUERADE="false")
     cmd += ["up", "--data-dir", str(data_dir), "--port", str(port)]
     with (data_dir / "onestack.log").open("wb") as log:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -355,9 +430,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def run_tempest(args: argparse.Namespace, extra: list[str]) -> int:
     """Write the workspace, run tempest in it and print the summary line."""
     clouds = yaml.safe_load((args.data_dir / "clouds.yaml").read_text())
-    catalog = fetch_catalog(clouds)
+    token, catalog = authenticate(clouds)
     workdir = args.workdir.resolve()
-    conf_path = write_workspace(workdir, build_conf(clouds, catalog, workdir))
+    conf_path = write_workspace(workdir, build_conf(clouds, catalog, workdir, token))
     services = ", ".join(sorted({str(s.get("type")) for s in catalog}))
     print(f"catalog: {services}; config: {conf_path}", flush=True)
     stream = workdir / ".stestr" / "next-stream"
@@ -393,6 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if proc is not None:
             stop(proc)
+            if tmp is not None and os.geteuid() == 0:  # the kernel objects it left
+                subprocess.run([*onestack_cmd(), "down", "--data-dir", str(tmp),
+                                "--purge-network"], check=False, capture_output=True,
+                               env=onestack_env(), timeout=120)
         if tmp is not None:  # keep the server's log next to tempest's
             logs = args.workdir / "logs"
             if (tmp / "onestack.log").exists() and logs.is_dir():

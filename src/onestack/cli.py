@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -121,7 +122,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         health = "healthy" if cloud.get("healthy") else f"not answering ({cloud.get('error')})"
         print(f"cloud:          running (pid {cloud['pid']}), {health}")
         for svc in cloud.get("services", []):  # type: ignore[attr-defined]
-            print(f"  {svc['type']:<13} {svc['url']}")
+            extra = f"  ({svc['status']})" if svc.get("status") else ""
+            print(f"  {svc['type']:<13} {svc['url']}{extra}")
     else:
         print("cloud:          not running")
     print(f"root:           {'yes' if caps.root else 'no'}")
@@ -152,9 +154,21 @@ def cmd_down(args: argparse.Namespace) -> int:
     info = _running(settings)
     if not info["running"]:
         print("not running")
-        return 0
-    os.kill(int(info["pid"]), signal.SIGTERM)  # type: ignore[call-overload]
-    print(f"sent SIGTERM to {info['pid']}")
+    else:
+        pid = int(info["pid"])  # type: ignore[call-overload]
+        os.kill(pid, signal.SIGTERM)
+        print(f"sent SIGTERM to {pid}")
+        if args.purge_network:  # the data plane goes only once the process is gone
+            deadline = time.monotonic() + 30
+            while _running(settings)["running"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+    if args.purge_network and os.geteuid() == 0 and settings.path("network").exists():
+        import asyncio
+
+        from onestack.network.app import purge_dataplane
+
+        asyncio.run(purge_dataplane(settings.data_dir))
+        print("removed the network data plane")
     return 0
 
 
@@ -172,7 +186,7 @@ def _ring_builder(settings: config_mod.Settings) -> RingBuilder:
 
 
 def _ring_create(settings: config_mod.Settings, args: argparse.Namespace) -> str:
-    from onestack.object_store.app import load_or_create_secret
+    from onestack.core.files import load_or_create_secret
     from onestack.object_store.builder import RingBuilder
 
     path = settings.path(BUILDER_FILE)
@@ -307,6 +321,9 @@ def parser() -> argparse.ArgumentParser:
     st.set_defaults(fn=cmd_status)
     down = sub.add_parser("down", help="stop the cloud started with `up` on this data dir")
     _common(down)
+    down.add_argument("--purge-network", action="store_true",
+                      help="also remove its network data plane (bridges, namespaces, "
+                      "dnsmasq, nftables), which a stop leaves for running VMs")
     down.set_defaults(fn=cmd_down)
     rot = sub.add_parser("rotate-keys", help="rotate the token (Fernet) key repository")
     _common(rot)

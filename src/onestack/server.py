@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from onestack.compute.app import SERVICE as COMPUTE
 from onestack.core import config as config_mod
 from onestack.core import migrate
 from onestack.core.app import RequestIdMiddleware
@@ -31,9 +32,10 @@ from onestack.core.service import CatalogEntry, Runtime, ServiceSpec
 from onestack.identity import bootstrap
 from onestack.identity.app import SERVICE as IDENTITY
 from onestack.image.app import SERVICE as IMAGE
+from onestack.network.app import SERVICE as NETWORK
 from onestack.object_store.app import SERVICE as OBJECT_STORE
 
-SERVICES: tuple[ServiceSpec, ...] = (IDENTITY, IMAGE, OBJECT_STORE)
+SERVICES: tuple[ServiceSpec, ...] = (IDENTITY, IMAGE, OBJECT_STORE, NETWORK, COMPUTE)
 
 log = logging.getLogger("onestack.server")
 
@@ -170,10 +172,15 @@ def create_app(settings: Settings) -> Starlette:
 
     async def root(request: Request) -> Response:
         base = settings.base_url
+        runtime = getattr(app_state, "runtime", None)
+        status = runtime.extras.get("status", {}) if runtime is not None else {}
         return JSONResponse(
             {
                 "services": [
-                    {"type": s.service_type, "url": base + s.prefix} for s in SERVICES
+                    {"type": s.service_type, "url": base + s.prefix,
+                     **({"status": status[s.service_type]()}
+                        if s.service_type in status else {})}
+                    for s in SERVICES
                 ]
             }
         )
@@ -183,7 +190,9 @@ def create_app(settings: Settings) -> Starlette:
         Route("/", root, methods=["GET"]),
         *(Mount(spec.prefix, app=mounts[spec.service_type]) for spec in SERVICES),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    root_app = Starlette(routes=routes, lifespan=lifespan)
+    app_state = root_app.state
+    return root_app
 
 
 def asgi_app(settings: Settings) -> Any:

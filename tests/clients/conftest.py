@@ -47,14 +47,38 @@ class Server:
         return proc.stdout if check else proc.stdout + proc.stderr
 
 
+STARTED: set[Path] = set()  # data dirs of every server started, purged at the end
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _purge_started_servers() -> Iterator[None]:
+    """Whatever a test did with its servers, their kernel objects go at the end
+    (a stopped server leaves its data plane up on purpose)."""
+    yield
+    for data_dir in sorted(STARTED):
+        error = teardown_dataplane(data_dir)
+        if error:
+            print(f"data-plane teardown of {data_dir}: {error}", file=sys.stderr)
+
+
 def start_server(data_dir: Path, port: int) -> Server:
+    """Start ``onestack up`` with its own external bridge and subnet (a cloud already
+    running on this host keeps br-ex and 172.24.4.0/24), without NAT to the uplink."""
+    STARTED.add(data_dir)
     log = data_dir.parent / f"onestack-{port}.log"
     exe = Path(sys.executable).with_name("onestack")
+    env = {
+        **os.environ,
+        "ONESTACK_LOG_LEVEL": "warning",
+        "ONESTACK_NETWORK__EXTERNAL_BRIDGE": "brx" + os.urandom(3).hex(),
+        "ONESTACK_NETWORK__EXTERNAL_CIDR": f"172.30.{os.urandom(1)[0]}.0/24",
+        "ONESTACK_NETWORK__EXTERNAL_MASQUERADE": "false",
+    }
     proc = subprocess.Popen(
         [str(exe), "up", "--data-dir", str(data_dir), "--port", str(port)],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "ONESTACK_LOG_LEVEL": "warning"},
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -76,9 +100,24 @@ def stop_server(server: Server) -> int:
     return server.proc.wait(timeout=20)
 
 
+def teardown_dataplane(data_dir: Path) -> str:
+    """Best effort: remove the kernel objects (bridges, namespaces, dnsmasq, nft
+    tables) a stopped server of ``data_dir`` left (a server leaves them on stop so
+    that VMs survive a restart). Returns what went wrong ("" if nothing)."""
+    if os.geteuid() != 0 or not (data_dir / "network").exists():
+        return ""
+    exe = Path(sys.executable).with_name("onestack")
+    proc = subprocess.run([str(exe), "down", "--data-dir", str(data_dir), "--purge-network"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    return proc.stderr.strip()[-2000:] if proc.returncode else ""
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("cloud") / "data"
     srv = start_server(data_dir, free_port())
     yield srv
     stop_server(srv)
+    error = teardown_dataplane(data_dir)
+    if error:
+        print(f"data-plane teardown of {data_dir}: {error}", file=sys.stderr)

@@ -9,10 +9,12 @@ over HTTP with the same cache. Revocations reach the cache through
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
 from starlette.requests import Request
@@ -59,7 +61,7 @@ class TokenCache(Generic[V]):
         stored, value = hit
         expires = self._expires(value)
         if time.monotonic() - stored > self.ttl or (
-            expires is not None and expires <= datetime.now(timezone.utc)
+            expires is not None and expires <= datetime.now(UTC)
         ):
             self._items.pop(token, None)
             return None
@@ -102,3 +104,19 @@ async def authenticate(request: Request, validator: TokenValidator) -> RequestCo
         raise Unauthorized("The request you have made requires authentication.")
     ctx.auth = await validator.validate(token)
     return ctx
+
+
+# -- the metadata proxy's signature ----------------------------------------------------
+# Networking's metadata proxy and compute's metadata API share this secret and
+# signature, as Neutron and Nova share metadata_proxy_shared_secret.
+
+METADATA_SECRET = ("secrets", "metadata-proxy")  # under the data dir
+
+
+def instance_signature(secret: bytes, instance_id: str) -> str:
+    """``X-Instance-ID-Signature``: the hex HMAC-SHA256 of the instance id."""
+    return hmac.new(secret, instance_id.encode(), hashlib.sha256).hexdigest()
+
+
+def instance_signature_ok(secret: bytes, instance_id: str, given: str) -> bool:
+    return hmac.compare_digest(instance_signature(secret, instance_id), given)

@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -162,6 +162,97 @@ class ObjectStoreSettings(Section):
     )
 
 
+class NetworkSettings(Section):
+    """The networking service (Neutron API v2.0); names follow ``neutron.conf`` and
+    the ML2 and Linux bridge agent options where there is one."""
+
+    @field_validator("physical_networks", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    dataplane: str = Field(
+        "auto", description="linux (real bridges, namespaces, dnsmasq, nftables), "
+        "fake (none: API only), auto (linux when root with network namespaces)",
+    )
+    host: str | None = Field(None, description="This host's name for bindings and agents "
+                             "(default: the machine's host name)")
+    base_mac: str = Field("fa:16:3e:00:00:00", description="Ports' MACs start with its "
+                          "first three octets")
+    global_physnet_mtu: int = Field(1500, ge=68)
+    tenant_network_type: str = Field("vxlan", description="Type of project networks: "
+                                     "vxlan, vlan or local")
+    vni_ranges: str = Field("1:65535", description="VXLAN ids for project networks")
+    vlan_ranges: str = Field("1:4094", description="VLAN ids for project networks")
+    physical_networks: list[str] = Field(
+        default_factory=lambda: ["public"], description="Physical networks (flat, vlan)"
+    )
+    external_network: str | None = Field(
+        "public", description="Name of the external network `up` creates (none if empty)"
+    )
+    external_physical_network: str = "public"
+    external_bridge: str = Field("br-ex", description="Host bridge of the external network")
+    external_cidr: str = Field("172.24.4.0/24", description="The external subnet; the host "
+                               "takes its first address, so floating IPs are reachable")
+    external_masquerade: bool = Field(True, description="NAT the external subnet out of the "
+                                      "host's uplink")
+    dns_domain: str = "openstacklocal"
+    dhcp_lease_duration: int = Field(86400, gt=0)
+    max_fixed_ips_per_port: int = Field(5, gt=0)
+    resync_interval: float = Field(60.0, gt=0, description="Seconds between full passes "
+                                   "of the data-plane agent")
+    default_quota: int = -1
+    quota_network: int = 100
+    quota_subnet: int = 100
+    quota_port: int = 500
+    quota_router: int = 10
+    quota_floatingip: int = 50
+    quota_security_group: int = 10
+    quota_security_group_rule: int = 100
+    quota_subnetpool: int = -1
+    pagination_max_limit: int = Field(-1, description="Largest page (-1: no limit)")
+
+
+class ComputeSettings(Section):
+    """The compute service (Nova API v2.1); names follow ``nova.conf`` where there is one."""
+
+    host: str = Field("", description="This compute host's name (default: [network] host, "
+                      "else the machine's name)")
+    compute_driver: Literal["fake", "qemu"] = Field(
+        "fake", description="fake: no I/O, instant; qemu: real VMs (KVM when it works, "
+        "else TCG)")
+    qemu_accel: Literal["auto", "kvm", "tcg"] = Field(
+        "auto", description="auto: KVM if a test guest really boots with it, else TCG")
+    qemu_network: Literal["tap", "user"] = Field(
+        "tap", description="tap: a tap per port for the networking data plane's bridges; "
+        "user: QEMU's user-mode networking (when the data plane is off)")
+    config_drive: bool = Field(True, description="Give every guest a config drive")
+    shutdown_timeout: float = Field(60.0, gt=0, description="Seconds a guest gets to "
+                                    "power off on ACPI before it is stopped")
+    fake_vcpus: int = Field(1000, gt=0, description="The fake host's VCPUs")
+    fake_memory_mb: int = Field(800000, gt=0, description="The fake host's memory (MiB)")
+    fake_disk_gb: int = Field(600000, gt=0, description="The fake host's disk (GiB)")
+    cpu_allocation_ratio: float = Field(4.0, gt=0)
+    ram_allocation_ratio: float = Field(1.0, gt=0)
+    disk_allocation_ratio: float = Field(1.0, gt=0)
+    default_flavors: bool = Field(True, description="Create devstack's m1.* flavors (and "
+                                  "m1.nano, m1.micro) on the first start")
+    max_limit: int = Field(1000, gt=0, description="Largest page of a list ([api] max_limit)")
+    default_availability_zone: str = "nova"
+    # the defaults of Nova's [quota] section, reported by /limits
+    quota_instances: int = 10
+    quota_cores: int = 20
+    quota_ram: int = 51200
+    quota_key_pairs: int = 100
+    quota_metadata_items: int = 128
+    quota_injected_files: int = 5
+    quota_injected_file_content_bytes: int = 10240
+    quota_server_groups: int = 10
+    quota_server_group_members: int = 10
+
+
 class Settings(Section):
     data_dir: Path
     host: str = "127.0.0.1"
@@ -178,6 +269,8 @@ class Settings(Section):
     identity: IdentitySettings = IdentitySettings()
     image: ImageSettings = ImageSettings()
     object_store: ObjectStoreSettings = ObjectStoreSettings()
+    network: NetworkSettings = NetworkSettings()
+    compute: ComputeSettings = ComputeSettings()
 
     @property
     def base_url(self) -> str:

@@ -61,12 +61,22 @@ def make_base() -> type[DeclarativeBase]:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # SQLAlchemy, not pysqlite, opens transactions (see _sqlite_begin)
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """Open the transaction explicitly: pysqlite itself began one only before a
+    data-changing statement, so a SAVEPOINT as a transaction's first write ran
+    outside any transaction and its RELEASE committed it, even if the rest of
+    the transaction then rolled back (SQLAlchemy's documented recipe)."""
+    conn.exec_driver_sql("BEGIN")
 
 
 class Database:
@@ -83,6 +93,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 

@@ -1,10 +1,11 @@
 """File helpers shared by the services that keep data on disk (image stores,
-object storage): durable directory updates and a descriptor read from worker
-threads."""
+object storage): durable directory updates, a descriptor read from worker
+threads, and secrets kept in the data dir."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from pathlib import Path
 
@@ -68,3 +69,16 @@ class SharedFd:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def load_or_create_secret(path: Path, nbytes: int = 32) -> str:
+    """A random secret kept in ``path`` (created once, mode 0600)."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    value = secrets.token_hex(nbytes)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(value)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return value

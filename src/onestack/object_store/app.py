@@ -7,10 +7,10 @@ One mount serves both APIs over the same data: Swift's at ``/v1/...`` and
 from __future__ import annotations
 
 import logging
-import secrets
 from pathlib import Path
 
 from onestack.core.config import ConfigError, Settings
+from onestack.core.files import load_or_create_secret
 from onestack.core.service import CatalogEntry, Runtime, ServiceSpec
 from onestack.core.types import ASGIApp, Receive, Scope, Send
 from onestack.object_store import constraints, pipeline
@@ -36,19 +36,6 @@ S3_PREFIX = "/s3"
 OBJECT_SERVER_PREFIX = "/object-server"
 # present when the ring is the one made on first start (see load_ring)
 AUTO_RING_MARKER = "object.ring.auto"
-
-
-def load_or_create_secret(path: Path, nbytes: int = 32) -> str:
-    """A random secret kept in ``path`` (created once, mode 0600)."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    value = secrets.token_hex(nbytes)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(value)
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    return value
 
 
 def load_ring(runtime: Runtime) -> Ring:

@@ -11,13 +11,13 @@ from tests.conftest import Cloud
 
 
 async def _service(cloud: Cloud, **attrs: Any) -> dict[str, Any]:
-    r = await cloud.post("/services", {"service": {"type": "compute", "name": "nova", **attrs}})
+    r = await cloud.post("/services", {"service": {"type": "key-manager", "name": "barbican", **attrs}})
     assert r.status_code == 201, r.text
     return r.json()["service"]  # type: ignore[no-any-return]
 
 
 async def _endpoint(cloud: Cloud, service_id: str, **attrs: Any) -> dict[str, Any]:
-    body = {"interface": "public", "url": "http://compute.example:8774/v2.1",
+    body = {"interface": "public", "url": "http://keys.example:9311/v1",
             "service_id": service_id, **attrs}
     r = await cloud.post("/endpoints", {"endpoint": body})
     assert r.status_code == 201, r.text
@@ -126,28 +126,28 @@ async def test_regions_authorization(cloud: Cloud) -> None:
 
 
 async def test_service_crud_and_filters(cloud: Cloud) -> None:
-    svc = await _service(cloud, description="Compute service", region_hint="x")
-    assert svc["type"] == "compute" and svc["name"] == "nova" and svc["enabled"] is True
-    assert svc["description"] == "Compute service" and svc["region_hint"] == "x"
+    svc = await _service(cloud, description="Key manager", region_hint="x")
+    assert svc["type"] == "key-manager" and svc["name"] == "barbican" and svc["enabled"] is True
+    assert svc["description"] == "Key manager" and svc["region_hint"] == "x"
     assert svc["links"]["self"].endswith(f"/v3/services/{svc['id']}")
     r = await cloud.post("/services", {"service": {"type": "volumev3"}})
     assert r.status_code == 201
     assert r.json()["service"]["name"] == ""
 
-    r = await cloud.get("/services?type=compute")
+    r = await cloud.get("/services?type=key-manager")
     assert [s["id"] for s in r.json()["services"]] == [svc["id"]]
-    r = await cloud.get("/services?name=nova")
+    r = await cloud.get("/services?name=barbican")
     assert [s["id"] for s in r.json()["services"]] == [svc["id"]]
-    r = await cloud.get("/services?name__startswith=no")
+    r = await cloud.get("/services?name__startswith=barb")
     assert [s["id"] for s in r.json()["services"]] == [svc["id"]]
     r = await cloud.get("/services")
-    assert {"identity", "compute", "volumev3"} <= {s["type"] for s in r.json()["services"]}
+    assert {"identity", "key-manager", "volumev3"} <= {s["type"] for s in r.json()["services"]}
 
     r = await cloud.patch(f"/services/{svc['id']}", {"service": {"enabled": False, "name": "n2"}})
     assert r.status_code == 200
     assert r.json()["service"]["enabled"] is False
     assert r.json()["service"]["name"] == "n2"
-    assert r.json()["service"]["description"] == "Compute service"
+    assert r.json()["service"]["description"] == "Key manager"
     r = await cloud.get(f"/services/{svc['id']}")
     assert r.json()["service"]["name"] == "n2"
     assert (await cloud.delete(f"/services/{svc['id']}")).status_code == 204
@@ -274,10 +274,10 @@ async def test_token_catalog_follows_changes(cloud: Cloud) -> None:
         r = await cloud.token("demo", cloud.creds.demo_password, project="demo")
         return r.json()["token"]["catalog"]  # type: ignore[no-any-return]
 
-    svc = await _service(cloud, name="nova-x")
+    svc = await _service(cloud, name="barbican-x")
     ep = await _endpoint(cloud, svc["id"], region_id="RegionOne")
     entry = next(s for s in await catalog() if s["id"] == svc["id"])
-    assert entry["name"] == "nova-x" and entry["type"] == "compute"
+    assert entry["name"] == "barbican-x" and entry["type"] == "key-manager"
     assert entry["endpoints"] == [{"id": ep["id"], "interface": "public", "region": "RegionOne",
                                    "region_id": "RegionOne", "url": ep["url"]}]
     r = await cloud.get("/auth/catalog", token=cloud.demo_token)

@@ -3,7 +3,6 @@ helpers for the image endpoints and for extra projects and users."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,20 +55,8 @@ class Images:
 
     async def project_user(self, role: str = "member") -> tuple[str, str]:
         """A new project with a new user holding ``role`` on it: (project id, token)."""
-        c = self.cloud
-        name = "p-" + uuid.uuid4().hex[:8]
-        r = await c.post("/projects", {"project": {"name": name, "domain_id": "default"}})
-        assert r.status_code == 201, r.text
-        project = r.json()["project"]["id"]
-        r = await c.post("/users", {"user": {"name": name, "password": "secret-pass-1",
-                                             "domain_id": "default"}})
-        user = r.json()["user"]["id"]
-        roles = (await c.get(f"/roles?name={role}")).json()["roles"]
-        r = await c.put(f"/projects/{project}/users/{user}/roles/{roles[0]['id']}")
-        assert r.status_code == 204, r.text
-        r = await c.token(name, "secret-pass-1", project=name)
-        assert r.status_code == 201, r.text
-        return project, r.headers["X-Subject-Token"]
+        project, _, token = await self.cloud.new_project_user(role)
+        return project, token
 
     async def project_of(self, token: str) -> str:
         r = await self.cloud.client.get(

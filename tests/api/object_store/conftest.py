@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,25 +62,8 @@ class Swift:
 
     async def project_user(self, role: str = "member") -> Account:
         """A new project with a new user holding ``role`` on it."""
-        c = self.cloud
-        name = "p-" + uuid.uuid4().hex[:8]
-        r = await c.post("/projects", {"project": {"name": name, "domain_id": "default"}})
-        assert r.status_code == 201, r.text
-        project = r.json()["project"]["id"]
-        r = await c.post("/users", {"user": {"name": name, "password": "secret-pass-1",
-                                             "domain_id": "default"}})
-        assert r.status_code == 201, r.text
-        user = r.json()["user"]["id"]
-        roles = (await c.get(f"/roles?name={role}")).json()["roles"]
-        if not roles:
-            r = await c.post("/roles", {"role": {"name": role}})
-            assert r.status_code == 201, r.text
-            roles = [r.json()["role"]]
-        r = await c.put(f"/projects/{project}/users/{user}/roles/{roles[0]['id']}")
-        assert r.status_code == 204, r.text
-        r = await c.token(name, "secret-pass-1", project=name)
-        assert r.status_code == 201, r.text
-        return Account(self, project, r.headers["X-Subject-Token"])
+        project, _, token = await self.cloud.new_project_user(role)
+        return Account(self, project, token)
 
     async def ec2_credentials(self, account: Account) -> tuple[str, str]:
         """(access, secret) of a new EC2 credential of ``account``'s user."""

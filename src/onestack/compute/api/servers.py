@@ -1,0 +1,618 @@
+"""``/servers``: create, list (``/servers``, ``/servers/detail``), show, update,
+delete, the actions (``POST /servers/{id}/action``) and
+``/servers/{id}/os-instance-actions``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.compute import errors
+from onestack.compute.api import common as c
+from onestack.compute.models import Instance, InstanceAction, InstanceActionEvent
+from onestack.compute.service import servers as svc
+from onestack.core.context import RequestContext
+from onestack.core.errors import BadRequest
+from onestack.core.http import JSONResponse, read_json, service_url
+
+S = "os_compute_api:servers:"
+COLLECTION = "servers"
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                     r"[0-9a-fA-F]{12}$")
+
+
+def _time(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _usec(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).replace(tzinfo=None).isoformat()
+
+
+def caller(request: Request, ctx: RequestContext) -> svc.Caller:
+    return svc.Caller(project_id=ctx.project_id or "", user_id=ctx.user_id or "",
+                      token=request.headers.get("x-auth-token", ""),
+                      request_id=ctx.request_id, is_admin=c.is_admin(request, ctx))
+
+
+def target(inst: Instance) -> dict[str, str]:
+    return {"project_id": inst.project_id, "user_id": inst.user_id}
+
+
+async def _authorized_server(request: Request, action: str) -> tuple[RequestContext, Instance]:
+    """The server of the path, if the caller may ``action`` on it (another
+    project's server is a 404 unless the policy lets them see it)."""
+    ctx = await c.context(request)
+    inst = await svc.get(c.state(request), request.path_params["server_id"])
+    if not c.allowed(request, ctx, action, target(inst)):
+        if ctx.project_id != inst.project_id and not c.is_admin(request, ctx):
+            raise svc.not_found(inst.uuid)
+        raise errors.policy_refused(action)
+    return ctx, inst
+
+
+# -- rendering -------------------------------------------------------------------------
+
+def addresses(inst: Instance) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for port in inst.network_info or []:
+        entries = out.setdefault(port.get("network_name") or port["network_id"], [])
+        for ip in port.get("fixed_ips", []):
+            addr = ip["ip_address"]
+            entries.append({"version": 6 if ":" in addr else 4, "addr": addr,
+                            "OS-EXT-IPS:type": "fixed",
+                            "OS-EXT-IPS-MAC:mac_addr": port.get("mac_address")})
+    return out
+
+
+def host_id(inst: Instance) -> str:
+    if not inst.host:
+        return ""
+    return hashlib.sha224((inst.project_id + inst.host).encode()).hexdigest()
+
+
+def brief(request: Request, inst: Instance) -> dict[str, Any]:
+    return {"id": inst.uuid, "name": inst.display_name,
+            "links": c.resource_links(request, COLLECTION, inst.uuid)}
+
+
+def _flavor(request: Request, inst: Instance, ctx: RequestContext) -> dict[str, Any]:
+    f = inst.flavor
+    if not c.supports(request, "2.47"):
+        base = service_url(request)
+        return {"id": f["flavorid"], "links": [
+            {"rel": "bookmark", "href": f"{base}/flavors/{f['flavorid']}"}]}
+    out = {"vcpus": f["vcpus"], "ram": f["ram"], "disk": f["disk"],
+           "ephemeral": f["ephemeral"], "swap": f["swap"], "original_name": f["name"]}
+    if c.allowed(request, ctx, "os_compute_api:os-flavor-extra-specs:index", target(inst)):
+        out["extra_specs"] = f.get("extra_specs", {})
+    return out
+
+
+def _image(request: Request, inst: Instance) -> dict[str, Any]:
+    base = service_url(request)
+    out: dict[str, Any] = {"id": inst.image_ref, "links": [
+        {"rel": "bookmark", "href": f"{base}/images/{inst.image_ref}"}]}
+    if c.supports(request, "2.98"):
+        out["properties"] = {k: str(v) for k, v in
+                             (inst.image.get("properties") or {}).items()}
+    return out
+
+
+def full(request: Request, inst: Instance, ctx: RequestContext) -> dict[str, Any]:
+    admin = c.allowed(request, ctx, "os_compute_api:os-extended-server-attributes",
+                      target(inst))
+    status = svc.status(inst)
+    out: dict[str, Any] = {
+        "id": inst.uuid, "name": inst.display_name, "status": status,
+        "tenant_id": inst.project_id, "user_id": inst.user_id,
+        "metadata": dict(inst.metadata_ or {}), "hostId": host_id(inst),
+        "image": _image(request, inst), "flavor": _flavor(request, inst, ctx),
+        "created": _time(inst.created_at), "updated": _time(inst.updated_at or inst.created_at),
+        "addresses": addresses(inst), "accessIPv4": inst.access_ip_v4 or "",
+        "accessIPv6": inst.access_ip_v6 or "",
+        "links": c.resource_links(request, COLLECTION, inst.uuid),
+        "OS-DCF:diskConfig": inst.disk_config,
+        "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
+        "config_drive": inst.config_drive, "key_name": inst.key_name,
+        "OS-SRV-USG:launched_at": _usec(inst.launched_at),
+        "OS-SRV-USG:terminated_at": _usec(inst.terminated_at),
+        "OS-EXT-STS:task_state": inst.task_state, "OS-EXT-STS:vm_state": inst.vm_state,
+        "OS-EXT-STS:power_state": inst.power_state,
+        "os-extended-volumes:volumes_attached": [],
+    }
+    if status in ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"):
+        out["progress"] = 100 if status == "ACTIVE" else 0
+    if inst.security_groups:
+        out["security_groups"] = [{"name": n} for n in inst.security_groups]
+    if inst.vm_state in (svc.ERROR, svc.DELETED) and inst.fault:
+        fault = {"code": inst.fault["code"], "created": inst.fault["created"],
+                 "message": inst.fault["message"]}
+        if admin or inst.fault["code"] != 500:
+            fault["details"] = inst.fault.get("details", "")
+        out["fault"] = fault
+    if admin:
+        out["OS-EXT-SRV-ATTR:host"] = inst.host
+        out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
+        out["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst.id:08x}"
+        if c.supports(request, "2.3"):
+            out.update({
+                "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
+                "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
+                "OS-EXT-SRV-ATTR:hostname": inst.hostname,
+                "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                "OS-EXT-SRV-ATTR:root_device_name": None,
+                "OS-EXT-SRV-ATTR:user_data": inst.user_data,
+            })
+    elif c.supports(request, "2.90"):
+        out["OS-EXT-SRV-ATTR:hostname"] = inst.hostname
+    if c.supports(request, "2.3"):
+        out["os-extended-volumes:volumes_attached"] = []
+    if c.supports(request, "2.9"):
+        out["locked"] = inst.locked
+    if c.supports(request, "2.16") and c.allowed(request, ctx, S + "show:host_status",
+                                                 target(inst)):
+        out["host_status"] = "UP" if inst.host else ""
+    if c.supports(request, "2.19"):
+        out["description"] = inst.display_description
+    if c.supports(request, "2.26"):
+        out["tags"] = list(inst.tags or [])
+    if c.supports(request, "2.63"):
+        out["trusted_image_certificates"] = None
+    if c.supports(request, "2.73"):
+        out["locked_reason"] = inst.locked_reason
+    if c.supports(request, "2.96"):
+        out["pinned_availability_zone"] = inst.requested_availability_zone
+    if c.supports(request, "2.100"):
+        out["scheduler_hints"] = dict(inst.scheduler_hints or {})
+    return out
+
+
+# -- create ----------------------------------------------------------------------------
+
+def _check_uuid(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not UUID_RE.match(value):
+        raise errors.invalid_field(field, value, f"{value!r} is not a 'uuid'")
+    return value
+
+
+def _parse_networks(request: Request, value: Any) -> str | list[svc.NetworkRequest]:
+    if c.supports(request, "2.37") and value in ("auto", "none"):
+        return str(value)
+    if not isinstance(value, list):
+        kind = "'array'" if not c.supports(request, "2.37") else "'array', 'string'"
+        raise errors.invalid_field("networks", value, f"{value!r} is not of type {kind}")
+    keys = ["uuid", "port", "fixed_ip"]
+    if c.supports(request, "2.32"):
+        keys.append("tag")
+    out = []
+    for item in value:
+        net = c.expect_object(item, "networks", keys, path="networks")
+        if "port" in net and net["port"] is not None:
+            _check_uuid(net["port"], "port")
+        elif "uuid" in net:
+            _check_uuid(net["uuid"], "uuid")
+        else:
+            raise BadRequest("Bad networks format: network uuid is not in proper format")
+        fixed = net.get("fixed_ip")
+        if fixed is not None and not isinstance(fixed, str):
+            raise errors.invalid_field("fixed_ip", fixed, f"{fixed!r} is not a 'ip-address'")
+        out.append(svc.NetworkRequest(network_id=net.get("uuid"), port_id=net.get("port"),
+                                      fixed_ip=fixed, tag=net.get("tag")))
+    return out
+
+
+def parse_create(request: Request, body: Any) -> svc.CreateRequest:
+    """Nova's create schema (the parts this service supports).
+
+    Raises:
+        BadRequest.
+    """
+    outer = c.expect_object(body, "", ("server", "os:scheduler_hints",
+                                       "OS-SCH-HNT:scheduler_hints"))
+    keys = ["name", "imageRef", "flavorRef", "adminPass", "metadata", "networks",
+            "OS-DCF:diskConfig", "accessIPv4", "accessIPv6", "key_name", "user_data",
+            "security_groups", "availability_zone", "min_count", "max_count",
+            "return_reservation_id", "config_drive"]
+    if not c.supports(request, "2.57"):
+        keys.append("personality")
+    if c.supports(request, "2.19"):
+        keys.append("description")
+    if c.supports(request, "2.52"):
+        keys.append("tags")
+    if c.supports(request, "2.90"):
+        keys.append("hostname")
+    required = ["name", "flavorRef", "imageRef"]
+    if c.supports(request, "2.37"):
+        required.append("networks")
+    srv = c.member_object(outer, "server", keys, required)
+    name = c.check_name(srv["name"])
+    image_ref = srv["imageRef"]
+    if not isinstance(image_ref, str) or not image_ref:
+        raise errors.invalid_field("imageRef", image_ref, f"{image_ref!r} is not a 'uuid'")
+    image_ref = image_ref.rsplit("/", 1)[-1]
+    flavor_ref = srv["flavorRef"]
+    if isinstance(flavor_ref, bool) or not isinstance(flavor_ref, (str, int)) \
+            or str(flavor_ref) == "":
+        raise errors.invalid_field("flavorRef", flavor_ref,
+                                   f"{flavor_ref!r} is not of type 'string', 'integer'")
+    req = svc.CreateRequest(name=name, image_ref=image_ref,
+                            flavor_ref=str(flavor_ref).rsplit("/", 1)[-1])
+    if "networks" in srv:
+        req.networks = _parse_networks(request, srv["networks"])
+    if srv.get("key_name") is not None:
+        req.key_name = c.check_string(srv["key_name"], "key_name", min_length=1)
+    if srv.get("user_data") is not None:
+        ud = c.check_string(srv["user_data"], "user_data", max_length=1 << 30)
+        assert ud is not None
+        svc.check_user_data(ud)
+        req.user_data = ud
+    if "metadata" in srv:
+        req.metadata = c.check_metadata(srv["metadata"])
+    if "security_groups" in srv:
+        groups = srv["security_groups"]
+        if not isinstance(groups, list):
+            raise errors.invalid_field("security_groups", groups,
+                                       f"{groups!r} is not of type 'array'")
+        for g in groups:
+            c.expect_object(g, "security_groups", ("name",), path="security_groups")
+            req.security_groups.append(c.check_string(g.get("name"), "name",
+                                                      min_length=1) or "")
+    if srv.get("availability_zone") is not None:
+        req.availability_zone = c.check_string(srv["availability_zone"],
+                                               "availability_zone", min_length=1)
+    req.min_count = c.check_int(srv.get("min_count", 1), "min_count", 1)
+    req.max_count = c.check_int(srv.get("max_count", req.min_count), "max_count", 1)
+    if req.min_count > req.max_count:
+        raise BadRequest("min_count must be <= max_count")
+    if "description" in srv:
+        req.description = c.check_description(srv["description"], max_length=255)
+    if "tags" in srv:
+        tags = srv["tags"]
+        if not isinstance(tags, list) or len(tags) > 50 or not all(
+                isinstance(t, str) and 1 <= len(t) <= 60 and "/" not in t and "," not in t
+                for t in tags):
+            raise errors.invalid_field("tags", tags, "Tags are at most 50 strings of 1 to "
+                                       "60 characters without '/' or ','")
+        req.tags = list(dict.fromkeys(tags))
+    if "hostname" in srv:
+        req.hostname = c.check_string(srv["hostname"], "hostname", min_length=1,
+                                      max_length=255, pattern=r"^[a-zA-Z0-9-._]*$")
+    dc = srv.get("OS-DCF:diskConfig", "MANUAL")
+    if dc not in ("AUTO", "MANUAL"):
+        raise errors.invalid_field("OS-DCF:diskConfig", dc, f"{dc!r} is not one of "
+                                   "['AUTO', 'MANUAL']")
+    req.disk_config = dc
+    for key, attr in (("accessIPv4", "access_ip_v4"), ("accessIPv6", "access_ip_v6")):
+        if srv.get(key) is not None:
+            setattr(req, attr, c.check_string(srv[key], key))
+    if "config_drive" in srv:
+        req.config_drive = c.check_bool(srv["config_drive"], "config_drive")
+    if "return_reservation_id" in srv:
+        req.return_reservation_id = c.check_bool(srv["return_reservation_id"],
+                                                 "return_reservation_id")
+    hints = outer.get("os:scheduler_hints") or outer.get("OS-SCH-HNT:scheduler_hints")
+    if hints is not None:
+        req.scheduler_hints = c.expect_object(hints, "os:scheduler_hints",
+                                              hints.keys() if isinstance(hints, dict) else ())
+    if srv.get("adminPass") is not None:
+        c.check_string(srv["adminPass"], "adminPass")
+    return req
+
+
+async def create(request: Request) -> Response:
+    ctx = await c.authorize(request, S + "create")
+    body = await read_json(request)
+    req = parse_create(request, body)
+    if req.networks is not None and req.networks != "none":
+        c.enforce(request, ctx, S + "create:attach_network")
+    made, password = await svc.create(c.state(request), caller(request, ctx), req)
+    if req.return_reservation_id:
+        return JSONResponse({"reservation_id": made[0].reservation_id}, status_code=202)
+    inst = made[0]
+    admin_pass = body["server"].get("adminPass") or password
+    out: dict[str, Any] = {
+        "id": inst.uuid, "links": c.resource_links(request, COLLECTION, inst.uuid),
+        "OS-DCF:diskConfig": inst.disk_config, "adminPass": admin_pass,
+    }
+    if inst.security_groups:
+        out["security_groups"] = [{"name": n} for n in inst.security_groups]
+    return JSONResponse({"server": out}, status_code=202,
+                        headers={"Location": out["links"][0]["href"]})
+
+
+# -- list ------------------------------------------------------------------------------
+
+LIST_QUERY = (
+    "user_id", "project_id", "tenant_id", "launch_index", "image_ref", "image", "kernel_id",
+    "ramdisk_id", "hostname", "key_name", "power_state", "vm_state", "task_state", "host",
+    "node", "flavor", "reservation_id", "launched_at", "terminated_at", "availability_zone",
+    "name", "display_name", "description", "display_description", "locked_by", "uuid",
+    "root_device_name", "config_drive", "access_ip_v4", "access_ip_v6", "auto_disk_config",
+    "progress", "sort_key", "sort_dir", "all_tenants", "soft_deleted", "deleted", "status",
+    "changes-since", "changes-before", "ip", "ip6", "created_at", "block_device_mapping",
+    "services", "metadata", "system_metadata", "info_cache", "security_groups", "pci_devices",
+    "limit", "marker", "tags", "tags-any", "not-tags", "not-tags-any", "locked",
+    "availability_zone", "config_drive", "pinned_availability_zone",
+)
+
+
+def _when(raw: str, name: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(raw)
+    except ValueError:
+        raise errors.invalid_query(name, raw, f"{raw!r} is not a 'date-time'") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _filters(request: Request, ctx: RequestContext, detail: bool) -> svc.ListFilters:
+    c.check_query(request, LIST_QUERY)
+    q = request.query_params
+    admin = c.is_admin(request, ctx)
+    all_tenants = False
+    if "all_tenants" in q:
+        raw = q.get("all_tenants") or "true"
+        all_tenants = raw.lower() not in ("false", "0", "off", "no")
+        if all_tenants:
+            c.enforce(request, ctx, S + ("detail" if detail else "index") + ":get_all_tenants",
+                      {})
+    project = None if all_tenants else ctx.project_id
+    if admin and all_tenants and (q.get("project_id") or q.get("tenant_id")):
+        project = q.get("project_id") or q.get("tenant_id")
+    f = svc.ListFilters(project_id=project)
+    f.name = q.get("name") or q.get("display_name")
+    f.status = q.get("status")
+    if q.get("image"):
+        f.image = q["image"].rsplit("/", 1)[-1]
+    if q.get("flavor"):
+        f.flavor = q["flavor"].rsplit("/", 1)[-1]
+    if admin:
+        f.host = q.get("host")
+        f.user_id = q.get("user_id")
+        if q.get("deleted") is not None:
+            f.deleted = q["deleted"].lower() in ("true", "1", "yes", "on")
+    if q.get("changes-since"):
+        f.changes_since = _when(q["changes-since"], "changes-since")
+    if q.get("changes-before") and c.supports(request, "2.66"):
+        f.changes_before = _when(q["changes-before"], "changes-before")
+    if c.supports(request, "2.26"):
+        for param, attr in (("tags", "tags"), ("tags-any", "tags_any"),
+                            ("not-tags", "not_tags"), ("not-tags-any", "not_tags_any")):
+            given = c.query_one(request, param)
+            if given:
+                setattr(f, attr, [t.strip() for t in given.split(",") if t.strip()])
+    if q.get("locked") is not None and c.supports(request, "2.73"):
+        f.locked = c.check_bool(q["locked"], "locked")
+    keys = q.getlist("sort_key")
+    dirs = q.getlist("sort_dir")
+    if keys or dirs:
+        sort = []
+        for i, key in enumerate(keys or ["created_at"]):
+            if key not in svc.SORT_KEYS or (key in svc.ADMIN_SORT_KEYS and not admin):
+                raise BadRequest(f"Invalid sort_key {key!r}" if key in svc.SORT_KEYS else
+                                 f"Invalid input for query parameters sort_key. Value: "
+                                 f"{key}. {key!r} is not one of the allowed sort keys")
+            d = dirs[i] if i < len(dirs) else (dirs[-1] if dirs else "desc")
+            if d not in ("asc", "desc"):
+                raise errors.invalid_query("sort_dir", d, f"{d!r} is not one of "
+                                           "['asc', 'desc']")
+            sort.append((key, d))
+        f.sort = sort
+    return f
+
+
+async def _list(request: Request, detail: bool) -> Response:
+    ctx = await c.authorize(request, S + ("detail" if detail else "index"))
+    f = _filters(request, ctx, detail)
+    rows = await svc.list_servers(c.state(request), f)
+    limit, marker = c.limit_and_marker(request)
+    page = c.paginate(rows, lambda i: i.uuid, limit, marker,
+                      BadRequest(f"marker [{marker}] not found"))
+    items = [full(request, i, ctx) if detail else brief(request, i) for i in page]
+    body: dict[str, Any] = {"servers": items}
+    links = c.collection_links(request, [{"id": i.uuid} for i in page],
+                               "servers/detail" if detail else "servers", "id")
+    if links:
+        body["servers_links"] = links
+    return JSONResponse(body)
+
+
+async def index(request: Request) -> Response:
+    return await _list(request, False)
+
+
+async def detail(request: Request) -> Response:
+    return await _list(request, True)
+
+
+async def show(request: Request) -> Response:
+    ctx, inst = await _authorized_server(request, S + "show")
+    return JSONResponse({"server": full(request, inst, ctx)})
+
+
+async def update(request: Request) -> Response:
+    ctx, inst = await _authorized_server(request, S + "update")
+    keys = ["name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"]
+    if c.supports(request, "2.19"):
+        keys.append("description")
+    if c.supports(request, "2.90"):
+        keys.append("hostname")
+    srv = await c.body_object(request, "server", keys)
+    values: dict[str, Any] = {}
+    if "name" in srv:
+        values["display_name"] = c.check_name(srv["name"])
+    if "description" in srv:
+        values["display_description"] = c.check_description(srv["description"],
+                                                            max_length=255)
+    if "hostname" in srv:
+        values["hostname"] = c.check_string(srv["hostname"], "hostname", min_length=1,
+                                            pattern=r"^[a-zA-Z0-9-._]*$")
+    for key, attr in (("accessIPv4", "access_ip_v4"), ("accessIPv6", "access_ip_v6")):
+        if key in srv:
+            values[attr] = c.check_string(srv[key], key, nullable=True)
+    if "OS-DCF:diskConfig" in srv:
+        if srv["OS-DCF:diskConfig"] not in ("AUTO", "MANUAL"):
+            raise errors.invalid_field("OS-DCF:diskConfig", srv["OS-DCF:diskConfig"],
+                                       "not one of ['AUTO', 'MANUAL']")
+        values["disk_config"] = srv["OS-DCF:diskConfig"]
+    inst = await svc.update_server(c.state(request), inst.uuid, values, None)
+    return JSONResponse({"server": full(request, inst, ctx)})
+
+
+async def delete(request: Request) -> Response:
+    ctx, inst = await _authorized_server(request, S + "delete")
+    await svc.delete(c.state(request), inst.uuid, caller(request, ctx), None)
+    return Response(status_code=204)
+
+
+# -- actions ---------------------------------------------------------------------------
+
+POWER = {
+    "os-stop": ("stop", S + "stop"), "os-start": ("start", S + "start"),
+    "pause": ("pause", "os_compute_api:os-pause-server:pause"),
+    "unpause": ("unpause", "os_compute_api:os-pause-server:unpause"),
+}
+
+
+async def action(request: Request) -> Response:
+    body = await read_json(request)
+    if not isinstance(body, dict) or len(body) != 1:
+        raise BadRequest("There is no such action: "
+                         + (", ".join(body) if isinstance(body, dict) else ""))
+    name, arg = next(iter(body.items()))
+    st = c.state(request)
+    if name in POWER:
+        key, rule = POWER[name]
+        ctx, inst = await _authorized_server(request, rule)
+        await svc.power_action(st, inst.uuid, key, caller(request, ctx), None)
+        return Response(status_code=202)
+    if name == "reboot":
+        ctx, inst = await _authorized_server(request, S + "reboot")
+        c.expect_object(arg, "reboot", ("type",), ("type",), path="reboot")
+        kind = arg["type"]
+        if not isinstance(kind, str) or kind.upper() not in ("SOFT", "HARD"):
+            raise errors.invalid_field("reboot/type", kind, f"{kind!r} is not one of "
+                                       "['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']")
+        key = "reboot_hard" if kind.upper() == "HARD" else "reboot_soft"
+        await svc.power_action(st, inst.uuid, key, caller(request, ctx), None)
+        return Response(status_code=202)
+    if name in ("lock", "unlock"):
+        ctx, inst = await _authorized_server(request, f"os_compute_api:os-lock-server:{name}")
+        reason = None
+        if name == "lock" and arg is not None:
+            allowed = ("locked_reason",) if c.supports(request, "2.73") else ()
+            c.expect_object(arg, "lock", allowed, path="lock")
+            reason = c.check_string(arg.get("locked_reason"), "locked_reason",
+                                    nullable=True, max_length=255)
+        override = c.allowed(request, ctx, "os_compute_api:os-lock-server:unlock:"
+                             "unlock_override", target(inst))
+        await svc.set_lock(st, inst.uuid, caller(request, ctx), None, name == "lock", reason,
+                           may_override=override)
+        return Response(status_code=202)
+    if name == "os-resetState":
+        ctx, inst = await _authorized_server(request,
+                                             "os_compute_api:os-admin-actions:reset_state")
+        c.expect_object(arg, "os-resetState", ("state",), ("state",), path="os-resetState")
+        state = arg["state"]
+        if state not in ("active", "error"):
+            raise errors.invalid_field("os-resetState/state", state,
+                                       f"{state!r} is not one of ['active', 'error']")
+        await svc.reset_state(st, inst.uuid, state, caller(request, ctx))
+        return Response(status_code=202)
+    if name == "os-getConsoleOutput":
+        ctx, inst = await _authorized_server(request, "os_compute_api:os-console-output")
+        c.expect_object(arg, "os-getConsoleOutput", ("length",), path="os-getConsoleOutput")
+        length = arg.get("length")
+        if length is not None:
+            if isinstance(length, str) and re.match(r"^-?[0-9]+$", length):
+                length = int(length)
+            if isinstance(length, bool) or not isinstance(length, int) or length < -1:
+                raise errors.invalid_field("length", length,
+                                           f"{length!r} is not of type 'integer', 'string'")
+            if length == -1:
+                length = None
+        text = await svc.console_output(st, inst.uuid, None, length)
+        return JSONResponse({"output": text})
+    raise BadRequest(f"There is no such action: {name}")
+
+
+# -- os-instance-actions ------------------------------------------------------------------
+
+IA = "os_compute_api:os-instance-actions:"
+
+
+def _action(request: Request, a: InstanceAction) -> dict[str, Any]:
+    out: dict[str, Any] = {"action": a.action, "instance_uuid": a.instance_uuid,
+                           "message": a.message, "project_id": a.project_id,
+                           "request_id": a.request_id, "start_time": _usec(a.start_time),
+                           "user_id": a.user_id}
+    if c.supports(request, "2.58"):
+        out["updated_at"] = _usec(a.updated_at or a.start_time)
+    return out
+
+
+def _event(request: Request, e: InstanceActionEvent, inst: Instance, admin: bool,
+           details: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"event": e.event, "start_time": _usec(e.start_time),
+                           "finish_time": _usec(e.finish_time), "result": e.result}
+    if admin:
+        out["traceback"] = e.traceback
+    if c.supports(request, "2.62"):
+        if admin:
+            out["host"] = e.host or ""
+        out["hostId"] = (hashlib.sha224((inst.project_id + e.host).encode()).hexdigest()
+                         if e.host else "")
+    if c.supports(request, "2.84") and details:
+        out["details"] = e.details
+    return out
+
+
+async def _server_any(request: Request, rule: str) -> tuple[RequestContext, Instance]:
+    ctx = await c.context(request)
+    inst = await svc.get(c.state(request), request.path_params["server_id"], deleted=True)
+    if not c.allowed(request, ctx, rule, target(inst)):
+        if ctx.project_id != inst.project_id:
+            raise svc.not_found(inst.uuid)
+        raise errors.policy_refused(rule)
+    return ctx, inst
+
+
+async def actions_index(request: Request) -> Response:
+    _ctx, inst = await _server_any(request, IA + "list")
+    rows = await svc.list_actions(c.state(request), inst.uuid)
+    items = [_action(request, a) for a in rows]
+    body: dict[str, Any] = {"instanceActions": items}
+    return JSONResponse(body)
+
+
+async def actions_show(request: Request) -> Response:
+    ctx, inst = await _server_any(request, IA + "show")
+    a, events = await svc.get_action(c.state(request), inst.uuid,
+                                     request.path_params["request_id"])
+    out = _action(request, a)
+    admin = c.allowed(request, ctx, IA + "events", target(inst))
+    if admin or c.supports(request, "2.51"):
+        details = c.allowed(request, ctx, IA + "events:details", target(inst))
+        out["events"] = [_event(request, e, inst, admin, details) for e in events]
+    return JSONResponse({"instanceAction": out})
+
+
+P = c.API_PREFIX
+routes = [
+    Route(f"{P}/servers", index, methods=["GET"]),
+    Route(f"{P}/servers", create, methods=["POST"]),
+    Route(f"{P}/servers/detail", detail, methods=["GET"]),
+    Route(f"{P}/servers/{{server_id}}", show, methods=["GET"]),
+    Route(f"{P}/servers/{{server_id}}", update, methods=["PUT"]),
+    Route(f"{P}/servers/{{server_id}}", delete, methods=["DELETE"]),
+    Route(f"{P}/servers/{{server_id}}/action", action, methods=["POST"]),
+    Route(f"{P}/servers/{{server_id}}/os-instance-actions", actions_index, methods=["GET"]),
+    Route(f"{P}/servers/{{server_id}}/os-instance-actions/{{request_id}}", actions_show,
+          methods=["GET"]),
+]

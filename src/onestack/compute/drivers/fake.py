@@ -1,0 +1,84 @@
+"""A driver with no hypervisor: guests are entries in a dictionary, every
+operation is instant. For API tests and for running the API without VMs.
+
+Its guests live in this process only: after a restart, a guest the database
+knows comes back running at its first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from onestack.compute.drivers.base import (
+    PAUSED,
+    RUNNING,
+    SHUTDOWN,
+    Driver,
+    GuestInfo,
+    InstanceSpec,
+    Inventory,
+)
+
+
+@dataclass
+class FakeGuest:
+    spec: InstanceSpec
+    power_state: int = RUNNING
+    log: list[str] = field(default_factory=list)
+
+
+class FakeDriver(Driver):
+    name = "fake"
+
+    def __init__(self, vcpus: int = 1000, memory_mb: int = 800_000, local_gb: int = 600_000):
+        self.vcpus, self.memory_mb, self.local_gb = vcpus, memory_mb, local_gb
+        self.guests: dict[str, FakeGuest] = {}
+
+    async def inventory(self) -> Inventory:
+        return Inventory(self.vcpus, self.memory_mb, self.local_gb, "fake")
+
+    def _guest(self, uuid: str) -> FakeGuest:
+        """The guest; one the process lost by restarting (the database says it
+        exists) comes back running, as a real hypervisor's would."""
+        guest = self.guests.get(uuid)
+        if guest is None:
+            guest = self.guests[uuid] = FakeGuest(InstanceSpec(uuid, uuid, 0, 0, 0))
+        return guest
+
+    async def spawn(self, spec: InstanceSpec) -> None:
+        if spec.uuid in self.guests:
+            return
+        self.guests[spec.uuid] = FakeGuest(spec, log=[
+            f"[    0.000000] Linux version 6.1.0-fake ({spec.name})",
+            "[    0.100000] Booting the fake kernel",
+            f"{spec.name} login: ",
+        ])
+
+    async def destroy(self, uuid: str) -> None:
+        self.guests.pop(uuid, None)
+
+    async def power_off(self, uuid: str) -> None:
+        g = self._guest(uuid)
+        g.power_state = SHUTDOWN
+        g.log.append("[  100.000000] reboot: Power down")
+
+    async def power_on(self, uuid: str) -> None:
+        g = self._guest(uuid)
+        g.power_state = RUNNING
+        g.log.append("[    0.000000] Linux version 6.1.0-fake")
+
+    async def reboot(self, uuid: str, hard: bool) -> None:
+        g = self._guest(uuid)
+        g.power_state = RUNNING
+        g.log.append("[    0.000000] reboot: " + ("reset" if hard else "Restarting system"))
+
+    async def pause(self, uuid: str) -> None:
+        self._guest(uuid).power_state = PAUSED
+
+    async def unpause(self, uuid: str) -> None:
+        self._guest(uuid).power_state = RUNNING
+
+    async def get_info(self, uuid: str) -> GuestInfo:
+        return GuestInfo(self._guest(uuid).power_state)
+
+    async def console_output(self, uuid: str) -> str:
+        return "\n".join(self._guest(uuid).log) + "\n"

@@ -1,0 +1,196 @@
+"""Compute nodes, the scheduler and claims.
+
+This host registers its compute node at start (its inventory from the driver,
+the allocation ratios from the settings). The scheduler reads every node, runs
+the filters (ComputeFilter: the host's ``nova-compute`` service is enabled and
+not forced down; availability zone; resources), and claims on the best
+remaining node (most free RAM). A claim is one conditional ``UPDATE`` of the
+node's usage counters (``... WHERE vcpus_used + :v <= vcpus * ratio ...``),
+checked by its row count, with the allocation row inserted in the same
+transaction: two concurrent boots cannot both take the last slot, on SQLite,
+PostgreSQL and MariaDB alike. A claim that loses the race schedules again with
+fresh numbers, and the resource filter then removes that node with its reason.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onestack.compute.drivers.base import Inventory
+from onestack.compute.models import Allocation, ComputeNode, Service, utcnow
+from onestack.compute.state import ComputeState
+
+CLAIM_ATTEMPTS = 5
+COMPUTE_BINARY = "nova-compute"
+
+
+@dataclass(frozen=True)
+class Request:
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    availability_zone: str | None = None
+
+
+class NoValidHost(Exception):
+    """Nothing fits; the message names the filters and the hosts they removed."""
+
+
+def ratios(st: ComputeState) -> tuple[float, float, float]:
+    conf = st.conf
+    return conf.cpu_allocation_ratio, conf.ram_allocation_ratio, conf.disk_allocation_ratio
+
+
+async def register_node(st: ComputeState, inv: Inventory) -> int:
+    """Create or refresh this host's node row (inventory, ratios, zone); its id."""
+    cpu, ram, disk = ratios(st)
+    values: dict[str, Any] = {
+        "host": st.host, "hypervisor_type": inv.hypervisor_type, "vcpus": inv.vcpus,
+        "memory_mb": inv.memory_mb, "local_gb": inv.local_gb, "cpu_allocation_ratio": cpu,
+        "ram_allocation_ratio": ram, "disk_allocation_ratio": disk,
+        "availability_zone": st.conf.default_availability_zone,
+    }
+    async with st.db.write() as s:
+        node = await s.scalar(select(ComputeNode).where(
+            ComputeNode.hypervisor_hostname == st.host))
+        if node is None:
+            node = ComputeNode(uuid=str(uuid.uuid4()), hypervisor_hostname=st.host,
+                               vcpus_used=0, memory_mb_used=0, local_gb_used=0, **values)
+            s.add(node)
+        else:
+            for k, v in values.items():
+                setattr(node, k, v)
+            node.updated_at = utcnow()
+        await s.flush()
+        return node.id
+
+
+async def set_inventory(st: ComputeState, node_id: int, **fields: Any) -> None:
+    """Change a node's inventory or ratios (tests size a small host with it)."""
+    async with st.db.write() as s:
+        await s.execute(update(ComputeNode).where(ComputeNode.id == node_id).values(**fields))
+
+
+def _free(node: ComputeNode) -> tuple[int, int, int]:
+    return (math.floor(node.vcpus * node.cpu_allocation_ratio) - node.vcpus_used,
+            math.floor(node.memory_mb * node.ram_allocation_ratio) - node.memory_mb_used,
+            math.floor(node.local_gb * node.disk_allocation_ratio) - node.local_gb_used)
+
+
+def _shortfall(node: ComputeNode, req: Request) -> str | None:
+    cpu, ram, disk = _free(node)
+    lacking = []
+    if req.vcpus > cpu:
+        lacking.append(f"VCPU: {req.vcpus} requested, {max(cpu, 0)} free")
+    if req.memory_mb > ram:
+        lacking.append(f"MEMORY_MB: {req.memory_mb} requested, {max(ram, 0)} free")
+    if req.disk_gb > disk:
+        lacking.append(f"DISK_GB: {req.disk_gb} requested, {max(disk, 0)} free")
+    return "; ".join(lacking) or None
+
+
+def run_filters(nodes: list[ComputeNode], req: Request,
+                services: dict[str, str] | None = None) -> tuple[list[ComputeNode], list[str]]:
+    """The nodes every filter passes, and one line per filter that removed some.
+    ``services`` maps a host whose ``nova-compute`` service is out of service to
+    why ("disabled", "forced down")."""
+    removed: list[str] = []
+    out = services or {}
+
+    def why_out(n: ComputeNode) -> str | None:
+        return "disabled" if n.disabled else out.get(n.host)
+
+    enabled = [n for n in nodes if why_out(n) is None]
+    if len(enabled) < len(nodes):
+        gone = [f"{n.hypervisor_hostname} ({why_out(n)})" for n in nodes if why_out(n)]
+        removed.append(f"ComputeFilter removed {', '.join(gone)}")
+    kept = enabled
+    if req.availability_zone:
+        in_zone = [n for n in kept if n.availability_zone == req.availability_zone]
+        gone = [n.hypervisor_hostname for n in kept if n not in in_zone]
+        if gone:
+            removed.append(f"AvailabilityZoneFilter removed {', '.join(gone)} (not in "
+                           f"availability zone {req.availability_zone})")
+        kept = in_zone
+    fitting, reasons = [], []
+    for n in kept:
+        why = _shortfall(n, req)
+        if why is None:
+            fitting.append(n)
+        else:
+            reasons.append(f"{n.hypervisor_hostname} ({why})")
+    if reasons:
+        removed.append(f"ResourceFilter removed {', '.join(reasons)}")
+    return fitting, removed
+
+
+async def out_of_service(s: AsyncSession) -> dict[str, str]:
+    """Hosts whose ``nova-compute`` service is disabled or forced down, and why."""
+    rows = await s.execute(select(Service.host, Service.disabled, Service.forced_down).where(
+        Service.binary == COMPUTE_BINARY,
+        or_(Service.disabled.is_(True), Service.forced_down.is_(True))))
+    return {host: "disabled" if disabled else "forced down" for host, disabled, _ in rows}
+
+
+async def _claim(s: AsyncSession, node_id: int, instance_uuid: str, req: Request) -> bool:
+    n = ComputeNode
+    res = await s.execute(
+        update(n)
+        .where(n.id == node_id,
+               n.vcpus_used + req.vcpus <= n.vcpus * n.cpu_allocation_ratio,
+               n.memory_mb_used + req.memory_mb <= n.memory_mb * n.ram_allocation_ratio,
+               n.local_gb_used + req.disk_gb <= n.local_gb * n.disk_allocation_ratio)
+        .values(vcpus_used=n.vcpus_used + req.vcpus,
+                memory_mb_used=n.memory_mb_used + req.memory_mb,
+                local_gb_used=n.local_gb_used + req.disk_gb)
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    s.add(Allocation(instance_uuid=instance_uuid, node_id=node_id, vcpus=req.vcpus,
+                     memory_mb=req.memory_mb, disk_gb=req.disk_gb))
+    await s.flush()
+    return True
+
+
+async def schedule(st: ComputeState, instance_uuid: str, req: Request) -> ComputeNode:
+    """Claim ``req`` on a node for the instance (or return the node it holds).
+
+    Raises:
+        NoValidHost: no node passes the filters.
+    """
+    for _ in range(CLAIM_ATTEMPTS):
+        async with st.db.write() as s:
+            held = await s.get(Allocation, instance_uuid)
+            if held is not None:
+                node = await s.get(ComputeNode, held.node_id)
+                assert node is not None
+                return node
+            nodes = list(await s.scalars(select(ComputeNode).order_by(ComputeNode.id)))
+            fitting, removed = run_filters(nodes, req, await out_of_service(s))
+            if not fitting:
+                detail = "; ".join(removed) if removed else "there are no compute hosts"
+                raise NoValidHost("No valid host was found. " + detail + ".")
+            best = max(fitting, key=lambda n: (_free(n)[1], -n.id))
+            if await _claim(s, best.id, instance_uuid, req):
+                return best
+    raise NoValidHost("No valid host was found. Claims kept failing on every host "
+                      f"after {CLAIM_ATTEMPTS} attempts (concurrent boots).")
+
+
+async def free(s: AsyncSession, instance_uuid: str) -> None:
+    """Give an instance's allocation back, in the caller's transaction (no-op if it
+    holds none)."""
+    alloc = await s.get(Allocation, instance_uuid)
+    if alloc is None:
+        return
+    n = ComputeNode
+    await s.execute(update(n).where(n.id == alloc.node_id).values(
+        vcpus_used=n.vcpus_used - alloc.vcpus, memory_mb_used=n.memory_mb_used - alloc.memory_mb,
+        local_gb_used=n.local_gb_used - alloc.disk_gb))
+    await s.execute(delete(Allocation).where(Allocation.instance_uuid == instance_uuid))
