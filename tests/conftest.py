@@ -158,6 +158,10 @@ def settings(tmp_path: Path, database_url: str | None) -> config.Settings:
 
 @pytest.fixture
 async def cloud(settings: config.Settings) -> AsyncIterator[Cloud]:
+    # "auto" means the Linux data plane here (root), whose bridges and nft tables
+    # outlive the test: a test that wants the kernel says so and purges it
+    assert settings.network.dataplane in ("fake", "linux"), (
+        "a test's settings must choose network.dataplane: fake, or linux and purge it")
     root = create_app(settings)
     app = RequestIdMiddleware(root, access_log=False)
     async with root.router.lifespan_context(root):

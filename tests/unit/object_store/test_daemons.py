@@ -176,6 +176,7 @@ def settings(tmp_path: Path, database_url: str | None) -> config.Settings:
         tmp_path / "data", environ={}, database_url=database_url, port=8780, access_log=False,
         identity={"password_time_cost": 1, "password_memory_cost_kib": 1024},
         object_store={"part_power": 4, "replication_interval": 0.05},
+        network={"dataplane": "fake"},  # no kernel objects
     )
 
 
