@@ -8,6 +8,7 @@ example ``ONESTACK_DATABASE_URL`` or ``ONESTACK_IDENTITY__TOKEN_EXPIRATION``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -173,12 +174,25 @@ class NetworkSettings(Section):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("tunnel_ip", mode="before")
+    @classmethod
+    def _ip_address(cls, value: Any) -> Any:
+        if value in ("", None):
+            return None
+        return str(ipaddress.ip_address(str(value)))  # ValueError: a validation error
+
     dataplane: str = Field(
         "auto", description="linux (real bridges, namespaces, dnsmasq, nftables), "
         "fake (none: API only), auto (linux when root with network namespaces)",
     )
     host: str | None = Field(None, description="This host's name for bindings and agents "
                              "(default: the machine's host name)")
+    tunnel_ip: str | None = Field(
+        None, description="This host's VXLAN endpoint address (Neutron's local_ip); unset: "
+        "no VXLAN, every network is local to this host")
+    network_node: bool = Field(
+        True, description="This host runs DHCP and routers (exactly one host of a "
+        "multi-host cloud should); false: it wires only the ports bound to it")
     base_mac: str = Field("fa:16:3e:00:00:00", description="Ports' MACs start with its "
                           "first three octets")
     global_physnet_mtu: int = Field(1500, ge=68)

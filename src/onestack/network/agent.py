@@ -13,6 +13,13 @@ also converges on start (rebuilding everything after a host reboot) and every
 As Neutron's DHCP agent does, it owns the DHCP port of each network with a
 DHCP-enabled subnet (device owner ``network:dhcp``); with the fake driver there is
 no DHCP server and no DHCP port, as in a Neutron without DHCP agents.
+
+Several hosts: every host runs an agent on the same database. The one network node
+(``[network] network_node``, the default) wires DHCP and routers; every host wires
+the ports bound to it. A host with a ``tunnel_ip`` records it in its Linux bridge
+agent row (Neutron's ``tunneling_ip``), and each host's VXLAN devices flood to the
+tunnel addresses of the other live hosts; a starting host asks the others to
+converge, so that they learn it.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ from onestack.network.state import NetworkState
 log = logging.getLogger("onestack.network.agent")
 
 AGENT_TYPES = (
-    ("Linux bridge agent", "neutron-linuxbridge-agent", "N/A"),
+    (common.L2_AGENT, "neutron-linuxbridge-agent", "N/A"),
     ("DHCP agent", "neutron-dhcp-agent", "dhcp_agent"),
     ("L3 agent", "neutron-l3-agent", "l3_agent"),
     ("Metadata agent", "neutron-metadata-agent", "N/A"),
@@ -79,6 +86,8 @@ class Agent:
         self.driver = driver
         self.wires_dhcp = wires_dhcp
         self.host = st.host
+        self.network_node: bool = st.conf.network_node
+        self.tunnel_ip: str | None = st.conf.tunnel_ip
         self._lock = asyncio.Lock()
         self._loop: asyncio.Task[None] | None = None
         self._poked = asyncio.Event()  # the driver saw a new VM tap
@@ -96,6 +105,16 @@ class Agent:
             watch(self.poke)
         await self.converge()
         self._loop = asyncio.create_task(self._resync(), name="network-agent-resync")
+        if self.tunnel_ip:
+            await self._announce()
+
+    async def _announce(self) -> None:
+        """Ask the other live hosts to converge, now that this host's tunnel address
+        is recorded: their VXLAN devices then flood to it too."""
+        async with self.st.db.write() as s:
+            others = {a.host for a in await common.live_agents(self.st, s)} - {self.host}
+            if others:
+                await common.ask_to_converge(self.st, s, others, f"new peer {self.host}")
 
     async def stop(self) -> None:
         for task in (self._loop, self._on_poke):
@@ -138,7 +157,7 @@ class Agent:
 
     async def converge(self) -> dp.ConvergeResult:
         async with self._lock:
-            if self.wires_dhcp:
+            if self.wires_dhcp and self.network_node:
                 await self._ensure_dhcp_ports()
             state = await self.desired_state()
             result: dp.ConvergeResult = await self.driver.converge(state)
@@ -206,6 +225,7 @@ class Agent:
             fips = (await s.scalars(select(FloatingIP))).all()
             groups = (await s.scalars(select(SecurityGroup))).all()
             rules = (await s.scalars(select(SecurityGroupRule))).all()
+            peers = await common.live_agents(st, s) if self.tunnel_ip else []
 
         def port_state(p: Port) -> dp.PortState:
             ips = tuple(dp.FixedIP(a.subnet_id, a.ip_address)
@@ -245,13 +265,27 @@ class Agent:
         wanted: dict[str, dp.PortState] = {}
         for p in ports:
             owner = p.device_owner or ""
-            mine = (owner in (dp.DEVICE_OWNER_DHCP, dp.DEVICE_OWNER_ROUTER_INTF,
-                              dp.DEVICE_OWNER_ROUTER_GW)
-                    or (p.binding_host_id == self.host and owner != dp.DEVICE_OWNER_FLOATINGIP))
+            if owner == dp.DEVICE_OWNER_FLOATINGIP:
+                mine = False  # nothing to wire
+            elif owner in (dp.DEVICE_OWNER_DHCP, dp.DEVICE_OWNER_ROUTER_INTF,
+                           dp.DEVICE_OWNER_ROUTER_GW):
+                mine = self.network_node  # whatever their binding says
+            else:
+                mine = p.binding_host_id == self.host
             if mine and p.network_id in networks:
                 wanted[p.id] = port_state(p)
+        remote: dict[str, dp.PortState] = {}
+        if self.network_node:  # DHCP here answers the ports other hosts wire
+            served = {p.network_id for p in wanted.values()
+                      if p.device_owner == dp.DEVICE_OWNER_DHCP}
+            remote = {p.id: port_state(p) for p in ports
+                      if p.network_id in served and p.id not in wanted
+                      and p.device_owner != dp.DEVICE_OWNER_FLOATINGIP}
+        else:  # a compute-only host has the networks of its ports only
+            used = {p.network_id for p in wanted.values()}
+            networks = {k: v for k, v in networks.items() if k in used}
         router_states: dict[str, dp.RouterState] = {}
-        for r in routers:
+        for r in (routers if self.network_node else ()):
             intfs = tuple(wanted[p.id] for p in ports
                           if p.device_id == r.id and p.device_owner == dp.DEVICE_OWNER_ROUTER_INTF
                           and p.id in wanted)
@@ -286,12 +320,32 @@ class Agent:
             host=self.host, networks=networks, ports=wanted, routers=router_states,
             security_groups=sg_states,
             group_members={k: tuple(sorted(set(v))) for k, v in members.items()},
-            external_bridges=self._external_bridges(),
+            external_bridges=self._external_bridges(networks),
             dns_domain=st.conf.dns_domain,
+            local_ip=self.tunnel_ip,
+            tunnel_peers=self._tunnel_peers(peers),
+            remote_ports=remote,
         )
 
-    def _external_bridges(self) -> tuple[dp.ExternalBridge, ...]:
+    def _tunnel_peers(self, agents: list[AgentRow]) -> tuple[str, ...]:
+        """The tunnel addresses of the other live hosts (none without our own)."""
+        found = {(a.configurations or {}).get("tunneling_ip")
+                 for a in agents if a.host != self.host}
+        return tuple(sorted(ip for ip in found if ip and ip != self.tunnel_ip))
+
+    def _external_bridges(self, networks: dict[str, dp.NetworkState]
+                          ) -> tuple[dp.ExternalBridge, ...]:
+        """The external bridge; on a compute-only host only while one of its flat
+        networks needs it, and without the host's address (floating IPs answer
+        from the network node)."""
         conf = self.st.conf
+        if not self.network_node:
+            if not any(n.network_type == "flat"
+                       and n.physical_network == conf.external_physical_network
+                       for n in networks.values()):
+                return ()
+            return (dp.ExternalBridge(physical_network=conf.external_physical_network,
+                                      bridge=conf.external_bridge),)
         host_cidr = None
         with contextlib.suppress(ValueError):
             net = ipaddress.ip_network(conf.external_cidr)
@@ -318,16 +372,22 @@ class Agent:
                     port.status = status
                     common.touch(port)
             for agent_type, binary, topic in AGENT_TYPES:
+                if agent_type != common.L2_AGENT and not self.network_node:
+                    continue  # a compute-only host runs no DHCP, L3 or metadata agent
+                conf: dict[str, Any] = {"driver": self.driver.status()}
+                if agent_type == common.L2_AGENT:
+                    conf.update(tunneling_ip=self.tunnel_ip,
+                                tunnel_types=["vxlan"] if self.tunnel_ip else [])
                 row = (await s.scalars(select(AgentRow).where(
                     AgentRow.agent_type == agent_type, AgentRow.host == self.host))).first()
                 if row is None:
                     s.add(AgentRow(agent_type=agent_type, binary=binary, topic=topic,
                                    host=self.host, availability_zone="nova",
-                                   configurations={"driver": self.driver.status()},
+                                   configurations=conf,
                                    created_at=now, started_at=now, heartbeat_timestamp=now))
                 else:
                     row.heartbeat_timestamp = now
-                    row.configurations = {"driver": self.driver.status()}
+                    row.configurations = conf
 
 
 # -- metadata ------------------------------------------------------------------------

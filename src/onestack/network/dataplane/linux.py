@@ -43,13 +43,17 @@ import json
 import logging
 import os
 import shutil
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import AsyncIPRoute, IPRoute  # type: ignore[import-untyped, unused-ignore]
+from pyroute2 import IPRoute  # type: ignore[import-untyped, unused-ignore]
 from pyroute2.netlink.rtnl import RTMGRP_LINK  # type: ignore[import-untyped, unused-ignore]
+from pyroute2.netlink.rtnl.marshal import (  # type: ignore[import-untyped, unused-ignore]
+    MarshalRtnl,
+)
 
 from onestack.core.concurrency import run_blocking
 from onestack.network.dataplane import netns as kernel
@@ -65,6 +69,21 @@ TAP_PREFIX = "tap"
 WATCH_SETTLE = 0.2  # seconds a new tap waits: bursts give one call, our veths get tagged
 WATCH_RETRY = 1.0  # after the netlink socket failed (e.g. ENOBUFS: events were lost)
 WATCH_STOP_TIMEOUT = 5.0
+
+
+def _drain(sock: socket.socket, marshal: Any) -> list[Any]:
+    """Every netlink message waiting on non-blocking ``sock``, parsed.
+
+    Raises:
+        OSError: the socket failed (ENOBUFS: the kernel dropped events).
+    """
+    out: list[Any] = []
+    while True:
+        try:
+            data = sock.recv(1 << 20)
+        except BlockingIOError:
+            return out
+        out.extend(marshal.parse(data))
 
 
 @dataclass
@@ -175,12 +194,22 @@ class LinuxDriver(Driver):
                 pending.clear()
                 callback()
 
-        ipr = AsyncIPRoute()
+        # a plain netlink socket read with add_reader: pyroute2's AsyncIPRoute needs
+        # a datagram endpoint of family AF_NETLINK, which uvloop (`onestack up`) refuses
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        readable = asyncio.Event()
+        reading = False
         try:
-            await ipr.bind(groups=RTMGRP_LINK)  # link events only
+            sock.bind((0, RTMGRP_LINK))  # link events only
+            sock.setblocking(False)
+            loop.add_reader(sock.fileno(), readable.set)
+            reading = True
             listening.append(True)
+            marshal = MarshalRtnl()
             while True:
-                async for msg in ipr.get():
+                await readable.wait()
+                readable.clear()
+                for msg in _drain(sock, marshal):
                     event = msg.get("event")
                     if event not in ("RTM_NEWLINK", "RTM_DELLINK"):
                         continue
@@ -202,7 +231,9 @@ class LinuxDriver(Driver):
         finally:
             if flush is not None:
                 flush.cancel()
-            ipr.close()
+            if reading:
+                loop.remove_reader(sock.fileno())
+            sock.close()
 
     # ---------------------------------------------------------------------- metadata
 

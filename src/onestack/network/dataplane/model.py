@@ -176,7 +176,9 @@ class DesiredState:
     ``group_members`` maps a security group to the addresses of its members' ports
     (for rules with ``remote_group_id``). ``local_ip``/``tunnel_peers``: VXLAN
     networks get a ``vxlan-<segmentation id>`` device on their bridge that floods
-    to every peer (learning the rest).
+    to every peer (learning the rest). ``remote_ports``: the other ports of the
+    networks whose DHCP server is here (bound to other hosts, or to none), which
+    DHCP answers too but this host does not wire.
     """
 
     host: str
@@ -191,6 +193,7 @@ class DesiredState:
     # ``local_ip`` a vxlan network is a bridge local to this host.
     local_ip: str | None = None
     tunnel_peers: tuple[str, ...] = ()
+    remote_ports: dict[str, PortState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

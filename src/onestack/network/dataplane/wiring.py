@@ -187,7 +187,9 @@ class Pass:
     # ---------------------------------------------------------------------- DHCP
 
     def network_ports(self, network_id: str) -> list[PortState]:
-        ports = {p.id: p for p in self.state.ports.values() if p.network_id == network_id}
+        """Every port of the network DHCP answers: wired here or elsewhere."""
+        ports = {p.id: p for p in (*self.state.ports.values(), *self.state.remote_ports.values())
+                 if p.network_id == network_id}
         for router in self.state.routers.values():
             for p in (*router.interfaces, router.gateway_port):
                 if p is not None and p.network_id == network_id:

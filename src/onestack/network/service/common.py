@@ -3,16 +3,19 @@ data-plane agent that the desired state changed."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onestack.core.tasks import PENDING
 from onestack.network import errors
-from onestack.network.models import Quota, Tag, Task, utcnow
+from onestack.network.models import Agent, Quota, Tag, Task, utcnow
 from onestack.network.state import NetworkState
 
 CONVERGE = "converge"
@@ -89,18 +92,59 @@ async def check_quota(st: NetworkState, session: AsyncSession, project_id: str,
         raise errors.over_quota(resource)
 
 
-async def dataplane_changed(st: NetworkState, session: AsyncSession, reason: str = "") -> None:
-    """Ask this host's agent to converge, in the caller's transaction (so a
-    rolled-back change asks nothing). At most one pending converge task is kept
-    per host: a pass converges the whole host, whatever asked for it."""
+# the agent type whose rows say which hosts wire networks, and their tunnel addresses
+L2_AGENT = "Linux bridge agent"
+# Neutron's agent_down_time: an agent is alive while its heartbeat is this recent
+AGENT_DOWN_TIME = timedelta(seconds=75)
+
+
+def agent_down_time(conf: Any) -> timedelta:
+    """How recent a host's heartbeat must be for it to count as live: Neutron's 75 s,
+    or two passes when the agent's passes (which beat) are further apart."""
+    return max(AGENT_DOWN_TIME, timedelta(seconds=2 * conf.resync_interval))
+
+
+async def live_agents(st: NetworkState, session: AsyncSession) -> list[Agent]:
+    """The L2 agents rows of the hosts whose agent beat recently (this one included
+    once it has run a pass)."""
+    since = utcnow() - agent_down_time(st.conf)
+    return list((await session.scalars(select(Agent).where(
+        Agent.agent_type == L2_AGENT, Agent.heartbeat_timestamp >= since))).all())
+
+
+async def ask_to_converge(st: NetworkState, session: AsyncSession, hosts: Iterable[str],
+                          reason: str = "") -> None:
+    """Add a ``converge:<host>`` task for each of ``hosts`` that has none pending, in
+    the caller's transaction. This process's runner handles only its own host's kind
+    (and is woken at commit); the other hosts' runners find theirs at their next poll."""
     if st.tasks is None:
         return
-    kind = f"{CONVERGE}:{st.host}"
-    pending = await session.scalar(
-        select(func.count()).select_from(Task).where(Task.kind == kind, Task.state == "pending")
-    )
-    if not pending:
-        await st.tasks.submit(session, kind, {"host": st.host, "reason": reason})
+    kinds = {host: f"{CONVERGE}:{host}" for host in hosts}
+    pending = set((await session.scalars(select(Task.kind).where(
+        Task.kind.in_(list(kinds.values())), Task.state == PENDING))).all())
+    now = utcnow()
+    for host, kind in sorted(kinds.items()):
+        if kind in pending:
+            continue
+        payload = {"host": host, "reason": reason}
+        if host == st.host:
+            await st.tasks.submit(session, kind, payload)
+        else:  # the runner's submit refuses kinds it does not run itself
+            session.add(Task(id=str(uuid.uuid4()), kind=kind, state=PENDING, payload=payload,
+                             result=None, error=None, attempts=0, owner=None,
+                             lease_until=None, created_at=now, updated_at=now))
+    await session.flush()
+
+
+async def dataplane_changed(st: NetworkState, session: AsyncSession, reason: str = "") -> None:
+    """Ask the agent of this host and of every other live host to converge, in the
+    caller's transaction (so a rolled-back change asks nothing). At most one pending
+    converge task is kept per host: a pass converges the whole host, whatever asked
+    for it. A host whose agent is down converges when it starts again."""
+    if st.tasks is None:
+        return
+    hosts = {st.host} | {a.host for a in await live_agents(st, session)}
+    await ask_to_converge(st, session, hosts, reason)
 
 
 async def insert_unique(session: AsyncSession, make: Any, attempts: int = 20) -> Any:

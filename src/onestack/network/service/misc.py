@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onestack.core.errors import CloudError
 from onestack.network import errors
 from onestack.network.models import Agent, IPAllocation, Network, Subnet
+from onestack.network.service.common import AGENT_DOWN_TIME
 
-# Neutron's agent_down_time: an agent is alive while its heartbeat is this recent
-AGENT_DOWN_TIME = timedelta(seconds=75)
 ZONE = "nova"
 AVAILABILITY_ZONES = (
     {"name": ZONE, "resource": "network", "state": "available"},
