@@ -22,6 +22,8 @@ from onestack.compute.api import (
     keypairs,
     metadata,
     misc,
+    quotas,
+    server_groups,
     server_meta,
     servers,
     versions,
@@ -30,6 +32,7 @@ from onestack.compute.drivers import make_driver
 from onestack.compute.drivers.fake import FakeDriver
 from onestack.compute.drivers.qemu import QemuDriver, http_image_fetcher
 from onestack.compute.models import Task
+from onestack.compute.service import actions as actions_svc
 from onestack.compute.service import external, scheduler
 from onestack.compute.service import flavors as flavors_svc
 from onestack.compute.service import hosts as hosts_svc
@@ -46,7 +49,8 @@ log = logging.getLogger("onestack.compute")
 
 def routes() -> list[BaseRoute]:
     return [*versions.routes, *flavors.routes, *keypairs.routes, *misc.routes,
-            *servers.routes, *server_meta.routes, *hosts.routes, *metadata.routes]
+            *servers.routes, *server_meta.routes, *hosts.routes, *metadata.routes,
+            *server_groups.routes, *quotas.routes]
 
 
 def make_state(runtime: Runtime) -> ComputeState:
@@ -107,6 +111,7 @@ def start_servers(runtime: Runtime, st: ComputeState) -> None:
         servers_svc.BUILD: bound(servers_svc.handle_build),
         servers_svc.DELETE: bound(servers_svc.handle_delete),
         servers_svc.ACTION: bound(servers_svc.handle_action),
+        actions_svc.OP: bound(actions_svc.handle),
     }, concurrency=8, poll_interval=2.0, max_attempts=3, retry_delay=0.5)
 
     async def startup() -> None:

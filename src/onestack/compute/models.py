@@ -218,6 +218,11 @@ class Instance(Base):
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Nova's system_metadata: what an action must remember between its steps
+    # (shelved image, rescue image, resize source ...); compute_0004
+    system_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    old_flavor: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    new_flavor: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class InstanceAction(Base):
@@ -256,3 +261,67 @@ class InstanceActionEvent(Base):
 
 
 Task = task_table(Base, "compute_")
+
+
+class ServerGroup(Base):
+    """os-server-groups: a policy (affinity, anti-affinity and their soft variants)
+    the scheduler applies to the group's members; ``rules`` holds
+    ``max_server_per_host`` for anti-affinity (2.64). Hard-deleted as in Nova's API
+    database; its members go with it."""
+
+    __tablename__ = "compute_server_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    policy: Mapped[str] = mapped_column(String(32))
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ServerGroupMember(Base):
+    """A server in a group (a server is in at most one); the row goes when the server
+    is deleted."""
+
+    __tablename__ = "compute_server_group_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("compute_server_groups.id", ondelete="CASCADE"), index=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Quota(Base):
+    """A limit set through os-quota-sets: a project's (``user_id`` "") or one user's
+    in a project. Resources without a row take the project's limit (for a user), else
+    the ``default`` quota class, else ``[compute] quota_*``."""
+
+    __tablename__ = "compute_quotas"
+    __table_args__ = (UniqueConstraint("project_id", "user_id", "resource"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    user_id: Mapped[str] = mapped_column(String(255), default="")
+    resource: Mapped[str] = mapped_column(String(255))
+    hard_limit: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class QuotaClass(Base):
+    """os-quota-class-sets: a limit of a quota class (``default`` gives every
+    project's defaults)."""
+
+    __tablename__ = "compute_quota_classes"
+    __table_args__ = (UniqueConstraint("class_name", "resource"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    class_name: Mapped[str] = mapped_column(String(255), index=True)
+    resource: Mapped[str] = mapped_column(String(255))
+    hard_limit: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

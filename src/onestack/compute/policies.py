@@ -6,9 +6,12 @@ admin anyone's); availability zones are listed by anyone, in detail by admins;
 limits are read by anyone, another project's by admins; a project's members
 create and act on its servers, its readers see them, admins see every
 project's (``all_tenants``), the extended attributes and action events, and
-reset states. A project's readers read its servers' metadata and tags and its
+reset states; offloading a shelved server (``shelveOffload``) and unshelving
+to a named host are admin-only, as in Nova. A project's readers read its servers' metadata and tags and its
 usage, its members change them; hypervisors, services and every project's
-usage are for admins.
+usage are for admins. A project's readers see its server groups and quotas, its
+members create and delete groups; every project's groups (``all_projects``),
+quota changes and quota classes are for admins; anyone reads the default quotas.
 
 The rule strings are written out instead of going through Nova's named base
 rules (``project_reader_or_admin`` ...): the enforcer is shared by every service,
@@ -60,6 +63,23 @@ DEFAULTS: dict[str, str] = {
     S + "start": PROJECT_MEMBER_OR_ADMIN,
     S + "stop": PROJECT_MEMBER_OR_ADMIN,
     S + "reboot": PROJECT_MEMBER_OR_ADMIN,
+    S + "resize": PROJECT_MEMBER_OR_ADMIN,
+    S + "confirm_resize": PROJECT_MEMBER_OR_ADMIN,
+    S + "revert_resize": PROJECT_MEMBER_OR_ADMIN,
+    S + "rebuild": PROJECT_MEMBER_OR_ADMIN,
+    S + "rebuild:trusted_certs": PROJECT_MEMBER_OR_ADMIN,
+    S + "create_image": PROJECT_MEMBER_OR_ADMIN,
+    S + "create_image:allow_volume_backed": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-suspend-server:suspend": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-suspend-server:resume": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-rescue": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-unrescue": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-shelve:shelve": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-shelve:shelve_offload": ADMIN,
+    "os_compute_api:os-shelve:unshelve": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-shelve:unshelve_to_host": ADMIN,
+    "os_compute_api:os-deferred-delete:restore": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-deferred-delete:force": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-extended-server-attributes": ADMIN,
     "os_compute_api:os-pause-server:pause": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-pause-server:unpause": PROJECT_MEMBER_OR_ADMIN,
@@ -92,4 +112,16 @@ DEFAULTS: dict[str, str] = {
     "os_compute_api:os-services:update": ADMIN,
     "os_compute_api:os-simple-tenant-usage:list": ADMIN,
     "os_compute_api:os-simple-tenant-usage:show": PROJECT_READER_OR_ADMIN,
+    "os_compute_api:os-server-groups:create": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-server-groups:delete": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-server-groups:index": PROJECT_READER_OR_ADMIN,
+    "os_compute_api:os-server-groups:index:all_projects": ADMIN,
+    "os_compute_api:os-server-groups:show": PROJECT_READER_OR_ADMIN,
+    "os_compute_api:os-quota-sets:show": PROJECT_READER_OR_ADMIN,
+    "os_compute_api:os-quota-sets:detail": PROJECT_READER_OR_ADMIN,
+    "os_compute_api:os-quota-sets:defaults": ANY,
+    "os_compute_api:os-quota-sets:update": ADMIN,
+    "os_compute_api:os-quota-sets:delete": ADMIN,
+    "os_compute_api:os-quota-class-sets:show": ADMIN,
+    "os_compute_api:os-quota-class-sets:update": ADMIN,
 }

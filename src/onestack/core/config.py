@@ -255,6 +255,9 @@ class ComputeSettings(Section):
                                   "m1.nano, m1.micro) on the first start")
     max_limit: int = Field(1000, gt=0, description="Largest page of a list ([api] max_limit)")
     default_availability_zone: str = "nova"
+    shelved_offload_time: int = Field(0, ge=-1, description="0: a shelved server is "
+                                      "offloaded at once (Nova's default); -1: never. A "
+                                      "timed offload (>0) is not implemented: it acts as -1")
     # the defaults of Nova's [quota] section, reported by /limits
     quota_instances: int = 10
     quota_cores: int = 20

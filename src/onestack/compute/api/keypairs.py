@@ -116,7 +116,8 @@ async def create(request: Request) -> Response:
     user_id: str = args["user_id"] or ctx.user_id or ""
     c.enforce(request, ctx, POLICY + "create", {"user_id": user_id})
     kp, private_key = await svc.create_keypair(
-        c.state(request), user_id, args["name"], args["type"], args["public_key"])
+        c.state(request), user_id, args["name"], args["type"], args["public_key"],
+        project_id=ctx.project_id)
     out = render(request, kp, detail=False)
     out["user_id"] = kp.user_id
     if private_key is not None:

@@ -1,6 +1,6 @@
 """``/os-availability-zone`` (one zone, ``nova``, until compute hosts exist) and
-``/limits`` (the configured quota defaults and what the project's servers
-use)."""
+``/limits`` (the project's quotas, see service/quotas.py, and what its servers and
+server groups use)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.compute.api import common as c
-from onestack.compute.service import servers as servers_svc
+from onestack.compute.service import quotas as quotas_svc
 from onestack.core.http import JSONResponse
 
 AZ = "os_compute_api:os-availability-zone:"
@@ -56,20 +56,6 @@ HIDDEN_236 = ("floating_ips", "security_groups", "security_group_rules")
 HIDDEN_257 = (*HIDDEN_236, "injected_files", "injected_file_content_bytes")
 
 
-def quotas(request: Request) -> dict[str, int]:
-    conf = c.state(request).conf
-    return {
-        "instances": conf.quota_instances, "cores": conf.quota_cores, "ram": conf.quota_ram,
-        "key_pairs": conf.quota_key_pairs, "metadata_items": conf.quota_metadata_items,
-        "injected_files": conf.quota_injected_files,
-        "injected_file_content_bytes": conf.quota_injected_file_content_bytes,
-        "server_groups": conf.quota_server_groups,
-        "server_group_members": conf.quota_server_group_members,
-        # networking quotas Nova still reports before 2.36 (its deprecated defaults)
-        "floating_ips": 10, "security_groups": 10, "security_group_rules": 20,
-    }
-
-
 async def limits(request: Request) -> Response:
     ctx = await c.authorize(request, "os_compute_api:limits", {})
     c.check_query(request, ("tenant_id", "reserved"))
@@ -77,16 +63,18 @@ async def limits(request: Request) -> Response:
     if c.query_one(request, "tenant_id") is not None:
         c.enforce(request, ctx, "os_compute_api:limits:other_project", {})
         project = c.query_one(request, "tenant_id") or project
-    async with c.state(request).db.read() as s:
-        used = await servers_svc.usage(s, project)
+    st = c.state(request)
+    async with st.db.read() as s:
+        used = await quotas_svc.usage(s, project)
+        limits_ = await quotas_svc.project_limits(s, st, project)
     hidden: tuple[str, ...] = ()
     if c.supports(request, "2.57"):
         hidden = HIDDEN_257
     elif c.supports(request, "2.36"):
         hidden = HIDDEN_236
     absolute: dict[str, Any] = {}
-    for quota, value in quotas(request).items():
-        if quota in hidden:
+    for quota, value in limits_.items():
+        if quota in hidden or quota not in LIMIT_NAMES:
             continue
         for name in LIMIT_NAMES[quota]:
             if name == "maxImageMeta" and c.supports(request, "2.39"):

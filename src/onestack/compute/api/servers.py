@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ from starlette.routing import Route
 from onestack.compute import errors
 from onestack.compute.api import common as c
 from onestack.compute.models import Instance, InstanceAction, InstanceActionEvent
+from onestack.compute.service import actions as actions_svc
+from onestack.compute.service import server_groups as groups_svc
 from onestack.compute.service import servers as svc
 from onestack.core.context import RequestContext
 from onestack.core.errors import BadRequest
@@ -231,7 +234,9 @@ def parse_create(request: Request, body: Any) -> svc.CreateRequest:
     required = ["name", "flavorRef", "imageRef"]
     if c.supports(request, "2.37"):
         required.append("networks")
-    srv = c.member_object(outer, "server", keys, required)
+    if "server" not in outer:  # the outer keys were checked above, hints included
+        raise BadRequest("'server' is a required property")
+    srv = c.expect_object(outer["server"], "server", keys, required, path="server")
     name = c.check_name(srv["name"])
     image_ref = srv["imageRef"]
     if not isinstance(image_ref, str) or not image_ref:
@@ -431,9 +436,20 @@ async def detail(request: Request) -> Response:
     return await _list(request, True)
 
 
+async def full_one(request: Request, inst: Instance, ctx: RequestContext) -> dict[str, Any]:
+    """``full`` of one server, with 2.71's ``server_groups`` (show, update and
+    rebuild have it; the list does not, as in Nova)."""
+    out = full(request, inst, ctx)
+    if c.supports(request, "2.71"):
+        async with c.state(request).db.read() as s:
+            group = (await groups_svc.groups_of(s, [inst.uuid])).get(inst.uuid)
+        out["server_groups"] = [group] if group else []
+    return out
+
+
 async def show(request: Request) -> Response:
     ctx, inst = await _authorized_server(request, S + "show")
-    return JSONResponse({"server": full(request, inst, ctx)})
+    return JSONResponse({"server": await full_one(request, inst, ctx)})
 
 
 async def update(request: Request) -> Response:
@@ -462,7 +478,7 @@ async def update(request: Request) -> Response:
                                        "not one of ['AUTO', 'MANUAL']")
         values["disk_config"] = srv["OS-DCF:diskConfig"]
     inst = await svc.update_server(c.state(request), inst.uuid, values, None)
-    return JSONResponse({"server": full(request, inst, ctx)})
+    return JSONResponse({"server": await full_one(request, inst, ctx)})
 
 
 async def delete(request: Request) -> Response:
@@ -539,7 +555,208 @@ async def action(request: Request) -> Response:
                 length = None
         text = await svc.console_output(st, inst.uuid, None, length)
         return JSONResponse({"output": text})
+    if name in MORE_ACTIONS:
+        return await MORE_ACTIONS[name](request, arg)
     raise BadRequest(f"There is no such action: {name}")
+
+
+# -- the actions of service/actions.py: (instance action, policy rule) -------------------
+
+SIMPLE = {
+    "suspend": ("suspend", "os_compute_api:os-suspend-server:suspend"),
+    "resume": ("resume", "os_compute_api:os-suspend-server:resume"),
+    "unrescue": ("unrescue", "os_compute_api:os-unrescue"),
+    "revertResize": ("revertResize", S + "revert_resize"),
+    "shelveOffload": ("shelveOffload", "os_compute_api:os-shelve:shelve_offload"),
+}
+
+
+ActionHandler = Callable[[Request, Any], Awaitable[Response]]
+
+
+def _simple(name: str) -> ActionHandler:
+    key, rule = SIMPLE[name]
+
+    async def run(request: Request, arg: Any) -> Response:
+        ctx, inst = await _authorized_server(request, rule)
+        await actions_svc.simple(c.state(request), inst.uuid, caller(request, ctx), key)
+        return Response(status_code=202)
+    return run
+
+
+async def _confirm_resize(request: Request, arg: Any) -> Response:
+    ctx, inst = await _authorized_server(request, S + "confirm_resize")
+    await actions_svc.simple(c.state(request), inst.uuid, caller(request, ctx),
+                             "confirmResize")
+    return Response(status_code=204)
+
+
+async def _rescue(request: Request, arg: Any) -> Response:
+    ctx, inst = await _authorized_server(request, "os_compute_api:os-rescue")
+    password, image_ref = None, None
+    if arg is not None:
+        c.expect_object(arg, "rescue", ("adminPass", "rescue_image_ref"), path="rescue")
+        if "adminPass" in arg:
+            password = c.check_string(arg["adminPass"], "adminPass")
+        if "rescue_image_ref" in arg:
+            image_ref = _check_uuid(arg["rescue_image_ref"], "rescue_image_ref")
+    await actions_svc.rescue(c.state(request), inst.uuid, caller(request, ctx), image_ref)
+    return JSONResponse({"adminPass": password or svc.generate_password()})
+
+
+def _flavor_ref(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
+        raise errors.invalid_field("flavorRef", value,
+                                   f"{value!r} is not of type 'string', 'integer'")
+    return str(value).rsplit("/", 1)[-1]
+
+
+async def _resize(request: Request, arg: Any) -> Response:
+    ctx, inst = await _authorized_server(request, S + "resize")
+    c.expect_object(arg, "resize", ("flavorRef", "OS-DCF:diskConfig"), ("flavorRef",),
+                    path="resize")
+    _disk_config(arg)
+    await actions_svc.resize(c.state(request), inst.uuid, caller(request, ctx),
+                             _flavor_ref(arg["flavorRef"]))
+    return Response(status_code=202)
+
+
+def _disk_config(arg: dict[str, Any]) -> str | None:
+    dc = arg.get("OS-DCF:diskConfig")
+    if dc is not None and dc not in ("AUTO", "MANUAL"):
+        raise errors.invalid_field("OS-DCF:diskConfig", dc,
+                                   f"{dc!r} is not one of ['AUTO', 'MANUAL']")
+    return dc
+
+
+def parse_rebuild(request: Request, arg: Any) -> tuple[actions_svc.RebuildRequest, str | None]:
+    """Nova's rebuild schema for the microversion; (request, adminPass).
+
+    Raises:
+        BadRequest.
+    """
+    keys = ["imageRef", "name", "adminPass", "metadata", "OS-DCF:diskConfig", "accessIPv4",
+            "accessIPv6", "preserve_ephemeral"]
+    if not c.supports(request, "2.57"):
+        keys.append("personality")
+    for version, key in (("2.19", "description"), ("2.54", "key_name"),
+                         ("2.57", "user_data"), ("2.63", "trusted_image_certificates"),
+                         ("2.90", "hostname")):
+        if c.supports(request, version):
+            keys.append(key)
+    c.expect_object(arg, "rebuild", keys, ("imageRef",), path="rebuild")
+    image_ref = arg["imageRef"]
+    if not isinstance(image_ref, str) or not image_ref:
+        raise errors.invalid_field("imageRef", image_ref, f"{image_ref!r} is not a 'uuid'")
+    req = actions_svc.RebuildRequest(image_ref=image_ref.rsplit("/", 1)[-1])
+    if "name" in arg:
+        req.name = c.check_name(arg["name"])
+    if "metadata" in arg:
+        req.metadata = c.check_metadata(arg["metadata"])
+    if "description" in arg:
+        req.description = c.check_description(arg["description"], max_length=255)
+        req.set_description = True
+    if "key_name" in arg:
+        req.key_name = c.check_string(arg["key_name"], "key_name", min_length=1,
+                                      nullable=True)
+        req.set_key_name = True
+    if "user_data" in arg:
+        ud = arg["user_data"]
+        if ud is not None:
+            ud = c.check_string(ud, "user_data", max_length=1 << 30)
+            assert ud is not None
+            svc.check_user_data(ud)
+        req.user_data, req.set_user_data = ud, True
+    if "hostname" in arg:
+        req.hostname = c.check_string(arg["hostname"], "hostname", min_length=1,
+                                      max_length=255, pattern=r"^[a-zA-Z0-9-._]*$")
+    for key, attr in (("accessIPv4", "access_ip_v4"), ("accessIPv6", "access_ip_v6")):
+        if arg.get(key) is not None:
+            setattr(req, attr, c.check_string(arg[key], key))
+    req.disk_config = _disk_config(arg)
+    if "preserve_ephemeral" in arg:
+        c.check_bool(arg["preserve_ephemeral"], "preserve_ephemeral")
+    if arg.get("trusted_image_certificates") is not None:
+        raise BadRequest("Image certificate validation is not supported by this cloud.")
+    password = None
+    if "adminPass" in arg:
+        password = c.check_string(arg["adminPass"], "adminPass")
+    return req, password
+
+
+async def _rebuild(request: Request, arg: Any) -> Response:
+    ctx, inst = await _authorized_server(request, S + "rebuild")
+    req, password = parse_rebuild(request, arg)
+    inst = await actions_svc.rebuild(c.state(request), inst.uuid, caller(request, ctx), req)
+    out = await full_one(request, inst, ctx)
+    out["adminPass"] = password or svc.generate_password()
+    return JSONResponse({"server": out}, status_code=202)
+
+
+async def _create_image(request: Request, arg: Any) -> Response:
+    ctx, inst = await _authorized_server(request, S + "create_image")
+    c.expect_object(arg, "createImage", ("name", "metadata"), ("name",), path="createImage")
+    name = c.check_name(arg["name"])
+    metadata = c.check_metadata(arg["metadata"]) if "metadata" in arg else {}
+    image_id = await actions_svc.create_image(c.state(request), inst.uuid,
+                                              caller(request, ctx), name, metadata)
+    if c.supports(request, "2.45"):
+        return JSONResponse({"image_id": image_id}, status_code=202)
+    url = request.url
+    return Response(status_code=202, headers={
+        "Location": f"{url.scheme}://{url.netloc}/image/v2/images/{image_id}"})
+
+
+async def _shelve(request: Request, arg: Any) -> Response:
+    ctx, inst = await _authorized_server(request, "os_compute_api:os-shelve:shelve")
+    await actions_svc.shelve(c.state(request), inst.uuid, caller(request, ctx))
+    return Response(status_code=202)
+
+
+async def _unshelve(request: Request, arg: Any) -> Response:
+    ctx, inst = await _authorized_server(request, "os_compute_api:os-shelve:unshelve")
+    if arg is not None and c.supports(request, "2.77"):  # before 2.77 the body is ignored
+        if c.supports(request, "2.91"):
+            c.expect_object(arg, "unshelve", ("availability_zone", "host"), path="unshelve")
+            if not arg:
+                raise errors.invalid_field("unshelve", arg, "{} does not have enough properties")
+        else:
+            c.expect_object(arg, "unshelve", ("availability_zone",), ("availability_zone",),
+                            path="unshelve")
+            c.check_name(arg["availability_zone"], "availability_zone")
+        zone = arg.get("availability_zone")
+        st = c.state(request)
+        if zone is not None and zone != st.conf.default_availability_zone:
+            raise BadRequest("The requested availability zone is not available")
+        if arg.get("host") is not None:
+            c.enforce(request, ctx, "os_compute_api:os-shelve:unshelve_to_host", target(inst))
+            if arg["host"] != st.host:
+                raise BadRequest(f"Compute host {arg['host']} could not be found.")
+    await actions_svc.simple(c.state(request), inst.uuid, caller(request, ctx), "unshelve")
+    return Response(status_code=202)
+
+
+async def _force_delete(request: Request, arg: Any) -> Response:
+    """Without soft delete every delete is immediate: forceDelete is a delete."""
+    ctx, inst = await _authorized_server(request, "os_compute_api:os-deferred-delete:force")
+    await svc.delete(c.state(request), inst.uuid, caller(request, ctx), None)
+    return Response(status_code=202)
+
+
+async def _restore(request: Request, arg: Any) -> Response:
+    """No server is ever soft-deleted here, so there is never one to restore."""
+    ctx, inst = await _authorized_server(request, "os_compute_api:os-deferred-delete:restore")
+    if inst.locked and not c.is_admin(request, ctx):
+        raise svc.locked(inst)
+    raise svc.invalid_state("restore", inst)
+
+
+MORE_ACTIONS: dict[str, ActionHandler] = {
+    **{name: _simple(name) for name in SIMPLE},
+    "confirmResize": _confirm_resize, "rescue": _rescue, "resize": _resize,
+    "rebuild": _rebuild, "createImage": _create_image, "shelve": _shelve,
+    "unshelve": _unshelve, "forceDelete": _force_delete, "restore": _restore,
+}
 
 
 # -- os-instance-actions ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 NOSTATE = 0
@@ -111,3 +112,56 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def console_output(self, uuid: str) -> str:
         """The guest's serial console log so far. Raises: GuestNotFound."""
+
+    # -- the actions beyond power (service/actions.py) -------------------------------
+    #
+    # Each may be called again after a crash part-way: it must then finish the
+    # job (or find it done) rather than fail or do it twice.
+
+    snapshot_disk_format: str = "qcow2"
+    """The disk format ``snapshot`` writes (the image record says it)."""
+
+    @abc.abstractmethod
+    async def suspend(self, uuid: str) -> None:
+        """Stop the guest's execution so that ``resume`` continues it.
+        Raises: GuestNotFound."""
+
+    @abc.abstractmethod
+    async def resume(self, uuid: str) -> None:
+        """Raises: GuestNotFound."""
+
+    @abc.abstractmethod
+    async def rescue(self, spec: InstanceSpec, rescue_image: dict[str, Any]) -> None:
+        """Restart the guest booting ``rescue_image`` (a dict from the image API),
+        its own root disk attached as a second disk. Raises: GuestNotFound."""
+
+    @abc.abstractmethod
+    async def unrescue(self, uuid: str) -> None:
+        """Leave rescue: the guest boots its own disk again, running.
+        Raises: GuestNotFound."""
+
+    @abc.abstractmethod
+    async def resize(self, spec: InstanceSpec) -> None:
+        """Give the guest the new flavor of ``spec`` (memory, vcpus, a larger root
+        disk), keeping what ``revert_resize`` needs; a running guest is restarted,
+        a stopped one stays stopped. Raises: GuestNotFound."""
+
+    @abc.abstractmethod
+    async def confirm_resize(self, uuid: str) -> None:
+        """Drop what ``resize`` kept for a revert; nothing to do if it is gone."""
+
+    @abc.abstractmethod
+    async def revert_resize(self, spec: InstanceSpec) -> None:
+        """Put back the guest as it was before ``resize`` (``spec`` has the old
+        flavor); the guest runs afterwards. Raises: GuestNotFound."""
+
+    async def rebuild(self, spec: InstanceSpec) -> None:
+        """Replace the guest's disks with a fresh copy of ``spec.image`` and start
+        it: the guest is destroyed and spawned again."""
+        await self.destroy(spec.uuid)
+        await self.spawn(spec)
+
+    @abc.abstractmethod
+    async def snapshot(self, uuid: str, dest: Path) -> None:
+        """Write the guest's root disk, as a standalone image in
+        ``snapshot_disk_format``, to ``dest``. Raises: GuestNotFound."""

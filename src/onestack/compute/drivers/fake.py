@@ -6,12 +6,15 @@ knows comes back running at its first use."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 from onestack.compute.drivers.base import (
     PAUSED,
     RUNNING,
     SHUTDOWN,
+    SUSPENDED,
     Driver,
     GuestInfo,
     InstanceSpec,
@@ -24,10 +27,14 @@ class FakeGuest:
     spec: InstanceSpec
     power_state: int = RUNNING
     log: list[str] = field(default_factory=list)
+    rescue_image: str | None = None  # the image a rescued guest boots
+    old_spec: InstanceSpec | None = None  # kept by resize for a revert
 
 
 class FakeDriver(Driver):
     name = "fake"
+    snapshot_disk_format = "raw"
+    PLACEHOLDER_DISK = b"\0" * 1024  # what a snapshot uploads
 
     def __init__(self, vcpus: int = 1000, memory_mb: int = 800_000, local_gb: int = 600_000):
         self.vcpus, self.memory_mb, self.local_gb = vcpus, memory_mb, local_gb
@@ -82,3 +89,36 @@ class FakeDriver(Driver):
 
     async def console_output(self, uuid: str) -> str:
         return "\n".join(self._guest(uuid).log) + "\n"
+
+    async def suspend(self, uuid: str) -> None:
+        self._guest(uuid).power_state = SUSPENDED
+
+    async def resume(self, uuid: str) -> None:
+        self._guest(uuid).power_state = RUNNING
+
+    async def rescue(self, spec: InstanceSpec, rescue_image: dict[str, Any]) -> None:
+        g = self._guest(spec.uuid)
+        g.rescue_image, g.power_state = str(rescue_image.get("id")), RUNNING
+        g.log.append(f"[    0.000000] rescue: booting image {g.rescue_image}")
+
+    async def unrescue(self, uuid: str) -> None:
+        g = self._guest(uuid)
+        g.rescue_image, g.power_state = None, RUNNING
+
+    async def resize(self, spec: InstanceSpec) -> None:
+        g = self._guest(spec.uuid)
+        if g.old_spec is None:
+            g.old_spec = g.spec
+        g.spec = replace(spec)
+
+    async def confirm_resize(self, uuid: str) -> None:
+        if uuid in self.guests:
+            self.guests[uuid].old_spec = None
+
+    async def revert_resize(self, spec: InstanceSpec) -> None:
+        g = self._guest(spec.uuid)
+        g.spec, g.old_spec, g.power_state = spec, None, RUNNING
+
+    async def snapshot(self, uuid: str, dest: Path) -> None:
+        self._guest(uuid)
+        dest.write_bytes(self.PLACEHOLDER_DISK)

@@ -309,10 +309,10 @@ class QemuDriver(Driver):
         await run_blocking(tmp.write_text, json.dumps(argv))
         await run_blocking(os.rename, tmp, gdir / "qemu.json")
 
-    async def _launch(self, uuid: str) -> None:
+    async def _launch(self, uuid: str, argv_file: str = "qemu.json") -> None:
         """Start QEMU from the saved command line and wait for its QMP socket."""
         gdir = self.guest_dir(uuid)
-        argv = json.loads((gdir / "qemu.json").read_text())
+        argv = json.loads((gdir / argv_file).read_text())
         with contextlib.suppress(FileNotFoundError):
             self.qmp_path(uuid).unlink()
         code, _out, err = await run_command(*argv, timeout=60.0)
@@ -354,8 +354,9 @@ class QemuDriver(Driver):
             raise DriverError(f"image {image_id} has unsupported format {info['format']}")
         return str(info["format"])
 
-    async def _make_overlay(self, gdir: Path, base: Path, fmt: str, root_gb: int) -> None:
-        tmp = gdir / "disk.tmp"
+    async def _make_overlay(self, gdir: Path, base: Path, fmt: str, root_gb: int,
+                            name: str = "disk") -> None:
+        tmp = gdir / f"{name}.tmp"
         argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(base), str(tmp)]
         if root_gb > 0:
             _, out, _ = await run_command("qemu-img", "info", "--output=json", str(base))
@@ -364,7 +365,7 @@ class QemuDriver(Driver):
         code, _, err = await run_command(*argv)
         if code != 0:
             raise DriverError(f"qemu-img create failed: {err.strip()[-300:]}")
-        await run_blocking(os.rename, tmp, gdir / "disk")
+        await run_blocking(os.rename, tmp, gdir / name)
 
     async def _argv(self, spec: InstanceSpec) -> list[str]:
         gdir = self.guest_dir(spec.uuid)
@@ -433,6 +434,8 @@ class QemuDriver(Driver):
     async def power_on(self, uuid: str) -> None:
         async with self._lock(uuid):
             self._require(uuid)
+            with contextlib.suppress(FileNotFoundError):
+                (self.guest_dir(uuid) / SUSPEND_MARK).unlink()
             pid = self.pid(uuid)
             if pid is None:
                 await self._launch(uuid)
@@ -486,6 +489,8 @@ class QemuDriver(Driver):
                 if self.pid(uuid) is None:  # it ended while we asked
                     return GuestInfo(SHUTDOWN)
                 raise
+            if status == "paused" and (self.guest_dir(uuid) / SUSPEND_MARK).exists():
+                return GuestInfo(SUSPENDED)
             return GuestInfo(_STATUS.get(status, NOSTATE))
 
     async def console_output(self, uuid: str) -> str:
@@ -497,6 +502,164 @@ class QemuDriver(Driver):
             except FileNotFoundError:
                 return ""
         return await run_blocking(read)
+
+
+    # -- suspend, rescue, resize, snapshot --------------------------------------------
+
+    async def suspend(self, uuid: str) -> None:
+        """QMP ``stop``, marked ``suspended`` in the guest's directory: the guest
+        stays in QEMU's memory (its RAM is not saved to disk, unlike libvirt's
+        managed save), so a suspended guest does not survive a host reboot."""
+        async with self._lock(uuid):
+            self._require_running(uuid)
+            await run_blocking((self.guest_dir(uuid) / SUSPEND_MARK).touch)
+            await self._qmp(uuid, "stop")
+
+    async def resume(self, uuid: str) -> None:
+        async with self._lock(uuid):
+            self._require(uuid)
+            if self.pid(uuid) is None:  # the host restarted meanwhile: boot it again
+                await self._launch(uuid)
+            else:
+                await self._qmp(uuid, "cont")
+            with contextlib.suppress(FileNotFoundError):
+                (self.guest_dir(uuid) / SUSPEND_MARK).unlink()
+
+    def _runs(self, uuid: str, argv_file: str) -> bool:
+        """The guest's QEMU runs from ``argv_file``'s command line (its first disk)."""
+        pid = self.pid(uuid)
+        if pid is None:
+            return False
+        argv = json.loads((self.guest_dir(uuid) / argv_file).read_text())
+        disk = next(a for a in argv if a.startswith("file=") and "if=virtio" in a)
+        try:
+            return disk.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+    async def rescue(self, spec: InstanceSpec, rescue_image: dict[str, Any]) -> None:
+        """Stop the guest, then boot ``disk.rescue`` (an overlay on the rescue
+        image) with the guest's own disk as the second disk (``qemu.rescue.json``)."""
+        uuid = spec.uuid
+        async with self._lock(uuid):
+            self._require(uuid)
+            gdir = self.guest_dir(uuid)
+            if (gdir / RESCUE_ARGV).exists() and self._runs(uuid, RESCUE_ARGV):
+                return
+            await self._power_off(uuid, self.shutdown_timeout)
+            if not (gdir / "disk.rescue").exists():
+                base, fmt = await self._base_image(rescue_image)
+                await self._make_overlay(gdir, base, fmt, 0, name="disk.rescue")
+            argv = json.loads((gdir / "qemu.json").read_text())
+            own = f"file={gdir / 'disk'},if=virtio,format=qcow2,cache=writeback"
+            i = argv.index(own)
+            argv[i] = f"file={gdir / 'disk.rescue'},if=virtio,format=qcow2,cache=writeback"
+            argv[i + 1:i + 1] = ["-drive", own]
+            await run_blocking((gdir / RESCUE_ARGV).write_text, json.dumps(argv))
+            await self._launch(uuid, RESCUE_ARGV)
+
+    async def unrescue(self, uuid: str) -> None:
+        async with self._lock(uuid):
+            self._require(uuid)
+            gdir = self.guest_dir(uuid)
+            if (gdir / RESCUE_ARGV).exists():
+                await self._kill(uuid)
+                for name in (RESCUE_ARGV, "disk.rescue"):
+                    with contextlib.suppress(FileNotFoundError):
+                        (gdir / name).unlink()
+            if self.pid(uuid) is None:
+                await self._launch(uuid)
+
+    async def resize(self, spec: InstanceSpec) -> None:
+        """Power off; keep the overlay and command line (``*.pre-resize``) for a
+        revert; grow the overlay (``qemu-img resize``) to the new root disk; write
+        the command line with the new memory and vcpus; start it again if it ran.
+        ``resize.json`` records the steps, so a second call finishes the job."""
+        uuid = spec.uuid
+        async with self._lock(uuid):
+            self._require(uuid)
+            gdir = self.guest_dir(uuid)
+            state_file = gdir / RESIZE_STATE
+            if state_file.exists():
+                state = json.loads(state_file.read_text())
+                if state.get("done"):
+                    return
+            else:
+                state = {"running": self.pid(uuid) is not None}
+                await self._power_off(uuid, self.shutdown_timeout)
+                for name in ("disk", "qemu.json"):
+                    await run_blocking(shutil.copyfile, gdir / name,
+                                       gdir / f"{name}.pre-resize.tmp")
+                    await run_blocking(os.rename, gdir / f"{name}.pre-resize.tmp",
+                                       gdir / f"{name}.pre-resize")
+                await run_blocking(state_file.write_text, json.dumps(state))
+            await self._kill(uuid)
+            if spec.root_gb > 0:
+                code, out, err = await run_command("qemu-img", "info", "--output=json",
+                                                   str(gdir / "disk"))
+                if code != 0:
+                    raise DriverError(f"qemu-img info failed: {err.strip()[-300:]}")
+                if json.loads(out)["virtual-size"] < spec.root_gb << 30:
+                    code, _, err = await run_command("qemu-img", "resize", "-q",
+                                                     str(gdir / "disk"), f"{spec.root_gb}G")
+                    if code != 0:
+                        raise DriverError(f"qemu-img resize failed: {err.strip()[-300:]}")
+            argv = await self._argv(spec)
+            await run_blocking((gdir / "qemu.json.tmp").write_text, json.dumps(argv))
+            await run_blocking(os.rename, gdir / "qemu.json.tmp", gdir / "qemu.json")
+            if state["running"]:
+                await self._launch(uuid)
+            await run_blocking(state_file.write_text, json.dumps({**state, "done": True}))
+
+    async def confirm_resize(self, uuid: str) -> None:
+        async with self._lock(uuid):
+            gdir = self.guest_dir(uuid)
+            for name in ("disk.pre-resize", "qemu.json.pre-resize", RESIZE_STATE):
+                with contextlib.suppress(FileNotFoundError):
+                    await run_blocking((gdir / name).unlink)
+
+    async def revert_resize(self, spec: InstanceSpec) -> None:
+        """Put back the kept overlay and command line, then run the guest."""
+        uuid = spec.uuid
+        async with self._lock(uuid):
+            self._require(uuid)
+            gdir = self.guest_dir(uuid)
+            if (gdir / RESIZE_STATE).exists():
+                await self._kill(uuid)
+                for name in ("disk", "qemu.json"):
+                    if (gdir / f"{name}.pre-resize").exists():
+                        await run_blocking(os.rename, gdir / f"{name}.pre-resize", gdir / name)
+                await run_blocking((gdir / RESIZE_STATE).unlink)
+            if self.pid(uuid) is None:
+                await self._launch(uuid)
+
+    async def snapshot(self, uuid: str, dest: Path) -> None:
+        """``qemu-img convert -O qcow2`` of the overlay (base and overlay in one
+        standalone image); a running guest is paused meanwhile so that the copy is
+        consistent, and read with ``-U`` (QEMU holds the image's lock)."""
+        async with self._lock(uuid):
+            self._require(uuid)
+            gdir = self.guest_dir(uuid)
+            paused = False
+            if self.pid(uuid) is not None and \
+                    (await self._qmp(uuid, "query-status"))["status"] == "running":
+                await self._qmp(uuid, "stop")
+                paused = True
+            try:
+                code, _, err = await run_command(
+                    "qemu-img", "convert", "-U", "-O", "qcow2", str(gdir / "disk"),
+                    str(dest), timeout=1800.0)
+            finally:
+                if paused:
+                    with contextlib.suppress(DriverError):
+                        await self._qmp(uuid, "cont")
+            if code != 0:
+                raise DriverError(f"qemu-img convert failed: {err.strip()[-300:]}")
+
+
+SUSPEND_MARK = "suspended"  # in the guest's directory while it is suspended
+RESCUE_ARGV = "qemu.rescue.json"  # the command line of a rescued guest
+RESIZE_STATE = "resize.json"  # a resize under way or waiting for confirm/revert
 
 
 def meta_data(spec: InstanceSpec) -> dict[str, Any]:

@@ -17,14 +17,15 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from onestack.compute import errors
 from onestack.compute.models import KeyPair
+from onestack.compute.service import quotas
 from onestack.compute.state import ComputeState
 from onestack.core.concurrency import run_blocking
-from onestack.core.errors import Conflict
+from onestack.core.errors import Conflict, Forbidden
 
 SSH = "ssh"
 X509 = "x509"
@@ -108,13 +109,17 @@ async def get_keypair(st: ComputeState, user_id: str, name: str) -> KeyPair:
 
 
 async def create_keypair(st: ComputeState, user_id: str, name: str, key_type: str,
-                         public_key: str | None) -> tuple[KeyPair, str | None]:
+                         public_key: str | None,
+                         project_id: str | None = None) -> tuple[KeyPair, str | None]:
     """Import ``public_key``, or generate a key pair when it is None; returns the
-    key pair and the generated private key (None on import).
+    key pair and the generated private key (None on import). The user's key pairs
+    count against the ``key_pairs`` quota of the caller's project (``project_id``;
+    the defaults without one), as Nova's.
 
     Raises:
         BadRequest: the public key is not valid for its type.
         Conflict: the user has a key pair of that name.
+        Forbidden: the user has as many key pairs as the quota allows.
     """
     private_key = None
     if public_key is None:
@@ -129,6 +134,11 @@ async def create_keypair(st: ComputeState, user_id: str, name: str, key_type: st
         if (await s.execute(select(KeyPair.id).where(
                 KeyPair.user_id == user_id, KeyPair.name == name))).first():
             raise exists
+        limit = await quotas.effective_limit(s, st, project_id, user_id, "key_pairs")
+        have = int(await s.scalar(select(func.count(KeyPair.id)).where(
+            KeyPair.user_id == user_id)) or 0)
+        if not quotas.within(have, 1, limit):
+            raise Forbidden("Quota exceeded, too many key pairs.")
         kp = KeyPair(name=name, user_id=user_id, fingerprint=fp, public_key=public_key,
                      type=key_type)
         s.add(kp)

@@ -3,8 +3,13 @@
 This host registers its compute node at start (its inventory from the driver,
 the allocation ratios from the settings). The scheduler reads every node, runs
 the filters (ComputeFilter: the host's ``nova-compute`` service is enabled and
-not forced down; availability zone; resources), and claims on the best
-remaining node (most free RAM). A claim is one conditional ``UPDATE`` of the
+not forced down; availability zone; resources; for a member of a server group,
+ServerGroupAffinityFilter and ServerGroupAntiAffinityFilter), and claims on the
+best remaining node (most free RAM; a soft-affinity group's member prefers the
+hosts with most members of its group, a soft-anti-affinity one those with
+fewest, as Nova's weighers, so soft policies never fail a boot). The hosts of a
+group's members are read from their allocations in the claim's transaction, so
+a member claimed a moment ago counts. A claim is one conditional ``UPDATE`` of the
 node's usage counters (``... WHERE vcpus_used + :v <= vcpus * ratio ...``),
 checked by its row count, with the allocation row inserted in the same
 transaction: two concurrent boots cannot both take the last slot, on SQLite,
@@ -19,11 +24,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onestack.compute.drivers.base import Inventory
-from onestack.compute.models import Allocation, ComputeNode, Service, utcnow
+from onestack.compute.models import (
+    Allocation,
+    ComputeNode,
+    ServerGroup,
+    ServerGroupMember,
+    Service,
+    utcnow,
+)
 from onestack.compute.state import ComputeState
 
 CLAIM_ATTEMPTS = 5
@@ -36,6 +48,20 @@ class Request:
     memory_mb: int
     disk_gb: int
     availability_zone: str | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """The server group of the instance being scheduled: its policy, its
+    ``max_server_per_host`` and how many of its other members each host holds."""
+
+    uuid: str
+    policy: str
+    max_per_host: int = 1
+    hosts: tuple[tuple[str, int], ...] = ()
+
+    def on(self, host: str) -> int:
+        return dict(self.hosts).get(host, 0)
 
 
 class NoValidHost(Exception):
@@ -95,8 +121,33 @@ def _shortfall(node: ComputeNode, req: Request) -> str | None:
     return "; ".join(lacking) or None
 
 
+def _group_filters(kept: list[ComputeNode], group: Group,
+                   removed: list[str]) -> list[ComputeNode]:
+    """ServerGroupAffinityFilter (only the hosts of the other members, once there are
+    some) and ServerGroupAntiAffinityFilter (no host that already holds
+    ``max_server_per_host`` members)."""
+    if group.policy == "affinity" and group.hosts:
+        wanted = ", ".join(h for h, _ in group.hosts)
+        out = [n for n in kept if group.on(n.host)]
+        gone = [n.hypervisor_hostname for n in kept if n not in out]
+        if gone:
+            removed.append(f"ServerGroupAffinityFilter removed {', '.join(gone)} (not the "
+                           f"host of server group {group.uuid}'s members: {wanted})")
+        return out
+    if group.policy == "anti-affinity":
+        out = [n for n in kept if group.on(n.host) < group.max_per_host]
+        gone = [f"{n.hypervisor_hostname} ({group.on(n.host)} of server group "
+                f"{group.uuid}'s members already there, at most {group.max_per_host})"
+                for n in kept if n not in out]
+        if gone:
+            removed.append(f"ServerGroupAntiAffinityFilter removed {', '.join(gone)}")
+        return out
+    return kept
+
+
 def run_filters(nodes: list[ComputeNode], req: Request,
-                services: dict[str, str] | None = None) -> tuple[list[ComputeNode], list[str]]:
+                services: dict[str, str] | None = None,
+                group: Group | None = None) -> tuple[list[ComputeNode], list[str]]:
     """The nodes every filter passes, and one line per filter that removed some.
     ``services`` maps a host whose ``nova-compute`` service is out of service to
     why ("disabled", "forced down")."""
@@ -118,6 +169,8 @@ def run_filters(nodes: list[ComputeNode], req: Request,
             removed.append(f"AvailabilityZoneFilter removed {', '.join(gone)} (not in "
                            f"availability zone {req.availability_zone})")
         kept = in_zone
+    if group is not None:
+        kept = _group_filters(kept, group, removed)
     fitting, reasons = [], []
     for n in kept:
         why = _shortfall(n, req)
@@ -136,6 +189,34 @@ async def out_of_service(s: AsyncSession) -> dict[str, str]:
         Service.binary == COMPUTE_BINARY,
         or_(Service.disabled.is_(True), Service.forced_down.is_(True))))
     return {host: "disabled" if disabled else "forced down" for host, disabled, _ in rows}
+
+
+async def group_of(s: AsyncSession, instance_uuid: str) -> Group | None:
+    """The instance's server group, with the hosts its other members hold claims on."""
+    m = ServerGroupMember
+    group = await s.scalar(select(ServerGroup).join(m, m.group_id == ServerGroup.id)
+                           .where(m.instance_uuid == instance_uuid))
+    if group is None:
+        return None
+    rows = await s.execute(
+        select(ComputeNode.host, func.count(Allocation.instance_uuid))
+        .join(Allocation, Allocation.node_id == ComputeNode.id)
+        .join(m, m.instance_uuid == Allocation.instance_uuid)
+        .where(m.group_id == group.id, m.instance_uuid != instance_uuid)
+        .group_by(ComputeNode.host).order_by(ComputeNode.host))
+    max_per_host = int((group.rules or {}).get("max_server_per_host", 1))
+    return Group(group.uuid, group.policy, max_per_host, tuple((h, int(c)) for h, c in rows))
+
+
+def weigh(node: ComputeNode, group: Group | None) -> tuple[int, int, int]:
+    """The best node has the highest weight: the soft group policies first (more
+    members for soft-affinity, fewer for soft-anti-affinity), then free RAM."""
+    members = 0
+    if group is not None and group.policy == "soft-affinity":
+        members = group.on(node.host)
+    elif group is not None and group.policy == "soft-anti-affinity":
+        members = -group.on(node.host)
+    return members, _free(node)[1], -node.id
 
 
 async def _claim(s: AsyncSession, node_id: int, instance_uuid: str, req: Request) -> bool:
@@ -172,11 +253,12 @@ async def schedule(st: ComputeState, instance_uuid: str, req: Request) -> Comput
                 assert node is not None
                 return node
             nodes = list(await s.scalars(select(ComputeNode).order_by(ComputeNode.id)))
-            fitting, removed = run_filters(nodes, req, await out_of_service(s))
+            group = await group_of(s, instance_uuid)
+            fitting, removed = run_filters(nodes, req, await out_of_service(s), group)
             if not fitting:
                 detail = "; ".join(removed) if removed else "there are no compute hosts"
                 raise NoValidHost("No valid host was found. " + detail + ".")
-            best = max(fitting, key=lambda n: (_free(n)[1], -n.id))
+            best = max(fitting, key=lambda n: weigh(n, group))
             if await _claim(s, best.id, instance_uuid, req):
                 return best
     raise NoValidHost("No valid host was found. Claims kept failing on every host "

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from onestack.compute.models import Instance, utcnow
+from onestack.compute.service import quotas
 from onestack.compute.service import servers as srv
 from onestack.compute.state import ComputeState
 from onestack.core.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -74,7 +75,7 @@ async def change_metadata(st: ComputeState, server_id: str, *, is_admin: bool,
             del current[delete_key]
         else:
             current = dict(update or {}) if replace else {**current, **(update or {})}
-            allowed = st.conf.quota_metadata_items
+            allowed = (await quotas.project_limits(s, st, inst.project_id))["metadata_items"]
             if 0 <= allowed < len(current):
                 raise Forbidden(f"Maximum number of metadata items exceeds {allowed}")
         inst.metadata_ = current

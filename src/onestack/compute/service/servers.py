@@ -49,7 +49,8 @@ from onestack.compute.models import (
     Task,
     utcnow,
 )
-from onestack.compute.service import external, scheduler
+from onestack.compute.service import external, quotas, scheduler
+from onestack.compute.service import server_groups as groups_svc
 from onestack.compute.service.flavors import Viewer, _extra_specs, _find
 from onestack.compute.state import ComputeState
 from onestack.core import tasks as tasks_mod
@@ -65,7 +66,12 @@ BUILDING, ACTIVE, STOPPED, PAUSED, ERROR, DELETED = (
 SCHEDULING, NETWORKING, SPAWNING, DELETING = "scheduling", "networking", "spawning", "deleting"
 
 STATUS = {BUILDING: "BUILD", ACTIVE: "ACTIVE", STOPPED: "SHUTOFF", PAUSED: "PAUSED",
-          ERROR: "ERROR", DELETED: "DELETED"}
+          ERROR: "ERROR", DELETED: "DELETED", "suspended": "SUSPENDED", "rescued": "RESCUE",
+          "resized": "VERIFY_RESIZE", "shelved": "SHELVED",
+          "shelved_offloaded": "SHELVED_OFFLOADED"}
+# task states that show as REBUILD / RESIZE whatever the vm state (service/actions.py)
+REBUILD_TASKS = ("rebuilding", "rebuild_spawning")
+RESIZE_TASKS = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish")
 TASK_STATUS = {"rebooting": "REBOOT", "reboot_pending": "REBOOT", "reboot_started": "REBOOT",
                "rebooting_hard": "HARD_REBOOT", "reboot_pending_hard": "HARD_REBOOT",
                "reboot_started_hard": "HARD_REBOOT"}
@@ -75,6 +81,10 @@ STATUS_FILTER: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "PAUSED": (PAUSED, None), "ERROR": (ERROR, None), "DELETED": (DELETED, None),
     "REBOOT": (ACTIVE, ("rebooting", "reboot_pending", "reboot_started")),
     "HARD_REBOOT": (ACTIVE, ("rebooting_hard", "reboot_pending_hard", "reboot_started_hard")),
+    "SUSPENDED": ("suspended", None), "RESCUE": ("rescued", None),
+    "VERIFY_RESIZE": ("resized", None), "SHELVED": ("shelved", None),
+    "SHELVED_OFFLOADED": ("shelved_offloaded", None),
+    "REBUILD": (ACTIVE, REBUILD_TASKS), "RESIZE": (ACTIVE, RESIZE_TASKS),
 }
 
 BUILD, DELETE, ACTION = "build", "delete", "action"
@@ -84,6 +94,13 @@ DELETE_EVENT = "compute_terminate_instance"
 
 
 def status(inst: Instance) -> str:
+    """Nova's status from vm_state and task_state."""
+    if inst.vm_state in (ACTIVE, STOPPED, ERROR) and inst.task_state in REBUILD_TASKS:
+        return "REBUILD"
+    if inst.vm_state in (ACTIVE, STOPPED) and inst.task_state in RESIZE_TASKS:
+        return "RESIZE"
+    if inst.vm_state == "resized" and inst.task_state == "resize_reverting":
+        return "REVERT_RESIZE"
     if inst.vm_state == ACTIVE and inst.task_state in TASK_STATUS:
         return TASK_STATUS[inst.task_state]
     if inst.vm_state == STOPPED and inst.task_state in ("rebooting_hard",):
@@ -341,11 +358,14 @@ async def create(st: ComputeState, caller: Caller, req: CreateRequest) -> tuple[
                 KeyPair.user_id == caller.user_id, KeyPair.name == req.key_name))
             if key is None:
                 raise BadRequest("Invalid key_name provided.")
+        max_meta = (await quotas.project_limits(s, st, caller.project_id))["metadata_items"]
     if flavor.disabled:
         raise BadRequest("Flavor is disabled.")
-    if 0 <= st.conf.quota_metadata_items < len(req.metadata):
-        raise Forbidden(f"Maximum number of metadata items exceeds "
-                        f"{st.conf.quota_metadata_items}")
+    if 0 <= max_meta < len(req.metadata):
+        raise Forbidden(f"Maximum number of metadata items exceeds {max_meta}")
+    group_id = groups_svc.hint_group_id(req.scheduler_hints)
+    if group_id is not None:
+        await groups_svc.find_for_boot(st, group_id, caller.project_id, caller.is_admin)
     zone = st.conf.default_availability_zone
     if req.availability_zone is not None and req.availability_zone != zone:
         raise BadRequest("The requested availability zone is not available")
@@ -367,8 +387,10 @@ async def create(st: ComputeState, caller: Caller, req: CreateRequest) -> tuple[
     reservation = "r-" + secrets.token_hex(4)
     now = utcnow()
     async with st.db.write() as s:
-        count = _fit_quota(await usage(s, caller.project_id), limits(st), flavor,
-                           req.min_count, req.max_count)
+        count = req.max_count
+        for used, allowed in await quotas.server_checks(s, st, caller.project_id,
+                                                        caller.user_id):
+            count = _fit_quota(used, allowed, flavor, req.min_count, count)
         made: list[Instance] = []
         for index in range(count):
             name = req.name if count == 1 else f"{req.name}-{index + 1}"
@@ -396,6 +418,9 @@ async def create(st: ComputeState, caller: Caller, req: CreateRequest) -> tuple[
             await st.tasks.submit(s, BUILD, {"uuid": inst.uuid, "action_id": action.id},
                                   task_id=inst.uuid)
             made.append(inst)
+        if group_id is not None:
+            await groups_svc.add_members(s, st, group_id, caller.user_id,
+                                         [i.uuid for i in made])
     return made, password
 
 
@@ -807,6 +832,10 @@ async def handle_delete(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
     if inst is None or inst.deleted:
         return {"deleted": True}
     await st.driver.destroy(inst_uuid)
+    shelved_image = (inst.system_metadata or {}).get("shelved_image_id")
+    if shelved_image:  # a shelved server's snapshot goes with it, as in Nova
+        from onestack.compute.service import actions  # it imports this module
+        await actions.delete_image(st, str(shelved_image))
     preexisting = {i["port_id"] for i in inst.network_info if i.get("preexisting")}
     for want in inst.requested_networks:
         if "port_id" in want:
@@ -819,6 +848,7 @@ async def handle_delete(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
             await external.delete_port(st, port["id"])
     async with st.db.write() as s:
         await scheduler.free(s, inst_uuid)
+        await groups_svc.remove_member(s, inst_uuid)
         now = utcnow()
         await s.execute(update(Instance).where(Instance.uuid == inst_uuid).values(
             vm_state=DELETED, task_state=None, power_state=0, deleted=True, deleted_at=now,
