@@ -255,3 +255,41 @@ async def test_max_count_is_capped_by_quota(nova: Compute) -> None:
     assert len(r.json()["servers"]) == 10
     r = await nova.req("GET", "/limits", nova.cloud.demo_token)
     assert r.json()["limits"]["absolute"]["totalInstancesUsed"] == 10
+
+
+async def test_block_device_mapping_v2_image_root_disk(nova: Compute) -> None:
+    """What ``openstack server create --image`` posts: the image as a local boot
+    device next to imageRef (or instead of it); volumes are refused clearly."""
+    demo = nova.cloud.demo_token
+    img = await nova.image()
+    root = {"uuid": img["id"], "boot_index": 0, "source_type": "image",
+            "destination_type": "local", "delete_on_termination": True}
+    made = await nova.boot(demo, imageRef=img["id"], block_device_mapping_v2=[root])
+    srv = await nova.wait(made["server"]["id"], "ACTIVE", token=demo)
+    assert srv["image"]["id"] == img["id"]
+    made = await nova.boot(demo, imageRef="", block_device_mapping_v2=[root])
+    srv = await nova.wait(made["server"]["id"], "ACTIVE", token=demo)
+    assert srv["image"]["id"] == img["id"]
+
+    async def refused(bdms: Any, **server: Any) -> str:
+        server.setdefault("imageRef", img["id"])
+        r = await nova.req("POST", "/servers", demo, version="2.37", json={"server": {
+            "name": "x", "flavorRef": "42", "networks": "none",
+            "block_device_mapping_v2": bdms, **server}})
+        return fault(r, "badRequest", 400)
+
+    volume = {"uuid": str(uuid.uuid4()), "boot_index": 0, "source_type": "volume",
+              "destination_type": "volume"}
+    assert "block storage" in await refused([volume], imageRef="")
+    other = {**root, "uuid": str(uuid.uuid4())}
+    assert "is not imageRef" in await refused([other])
+    assert "is not of type 'array'" in await refused({"uuid": img["id"]})
+    assert "'bogus' is not one of" in await refused([{**root, "source_type": "bogus"}])
+    assert "was unexpected" in await refused([{**root, "size": 1}])
+    blank = {"source_type": "blank", "destination_type": "local", "boot_index": -1,
+             "guest_format": "swap", "volume_size": 1}
+    assert "only the image-backed root disk" in await refused([root, blank])
+    assert "is not a 'uuid'" in await refused([{**root, "uuid": "nope"}], imageRef="")
+    # nothing was created by the refused requests
+    r = await nova.req("GET", "/servers", demo)
+    assert len(r.json()["servers"]) == 2

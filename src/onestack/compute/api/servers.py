@@ -211,6 +211,59 @@ def _parse_networks(request: Request, value: Any) -> str | list[svc.NetworkReque
     return out
 
 
+BDM_KEYS = ("source_type", "destination_type", "uuid", "boot_index", "device_name",
+            "volume_size", "delete_on_termination", "guest_format", "disk_bus",
+            "device_type", "no_device", "tag", "volume_type", "connection_info",
+            "volume_id", "snapshot_id", "encrypted", "encryption_secret_uuid",
+            "encryption_format", "encryption_options", "image_id")
+
+
+def _boot_image(request: Request, bdms: Any) -> str | None:
+    """``block_device_mapping_v2`` as far as this cloud goes: the image-backed
+    local root disk that ``openstack server create --image`` sends (source image,
+    destination local, boot_index 0); the image's id, or None without one.
+
+    Raises:
+        BadRequest: malformed, or a mapping this cloud cannot honour yet
+        (volumes: there is no block storage service; extra local disks).
+    """
+    if bdms is None:
+        return None
+    if not isinstance(bdms, list):
+        raise errors.invalid_field("block_device_mapping_v2", bdms,
+                                   f"{bdms!r} is not of type 'array'")
+    image = None
+    for bdm in bdms:
+        bdm = c.expect_object(bdm, "block_device_mapping_v2", BDM_KEYS,
+                              path="block_device_mapping_v2")
+        source = bdm.get("source_type", "volume" if bdm.get("uuid") else "blank")
+        dest = bdm.get("destination_type", "volume" if source == "volume" else "local")
+        if source not in ("image", "volume", "snapshot", "blank"):
+            raise errors.invalid_field("source_type", source, f"{source!r} is not one of "
+                                       "['volume', 'image', 'snapshot', 'blank']")
+        if dest not in ("local", "volume"):
+            raise errors.invalid_field("destination_type", dest,
+                                       f"{dest!r} is not one of ['local', 'volume']")
+        if dest == "volume" or source in ("volume", "snapshot"):
+            raise BadRequest("Block Device Mapping is Invalid: volumes need the block "
+                             "storage service, which this cloud does not run yet.")
+        boot_index = bdm.get("boot_index")
+        if source == "image" and str(boot_index) == "0":
+            uuid_ = bdm.get("uuid")
+            if not isinstance(uuid_, str) or not UUID_RE.match(uuid_):
+                raise errors.invalid_field("uuid", uuid_, f"{uuid_!r} is not a 'uuid'")
+            if image is not None:
+                raise BadRequest("Block Device Mapping is Invalid: Boot sequence for the "
+                                 "instance and image/block device mapping combination is "
+                                 "not valid.")
+            image = uuid_
+        else:
+            raise BadRequest("Block Device Mapping is Invalid: only the image-backed root "
+                             "disk (source image, destination local, boot_index 0) is "
+                             "supported; ephemeral and swap disks come from the flavor.")
+    return image
+
+
 def parse_create(request: Request, body: Any) -> svc.CreateRequest:
     """Nova's create schema (the parts this service supports).
 
@@ -222,7 +275,7 @@ def parse_create(request: Request, body: Any) -> svc.CreateRequest:
     keys = ["name", "imageRef", "flavorRef", "adminPass", "metadata", "networks",
             "OS-DCF:diskConfig", "accessIPv4", "accessIPv6", "key_name", "user_data",
             "security_groups", "availability_zone", "min_count", "max_count",
-            "return_reservation_id", "config_drive"]
+            "return_reservation_id", "config_drive", "block_device_mapping_v2"]
     if not c.supports(request, "2.57"):
         keys.append("personality")
     if c.supports(request, "2.19"):
@@ -231,14 +284,20 @@ def parse_create(request: Request, body: Any) -> svc.CreateRequest:
         keys.append("tags")
     if c.supports(request, "2.90"):
         keys.append("hostname")
-    required = ["name", "flavorRef", "imageRef"]
+    required = ["name", "flavorRef"]
     if c.supports(request, "2.37"):
         required.append("networks")
     if "server" not in outer:  # the outer keys were checked above, hints included
         raise BadRequest("'server' is a required property")
     srv = c.expect_object(outer["server"], "server", keys, required, path="server")
     name = c.check_name(srv["name"])
-    image_ref = srv["imageRef"]
+    image_ref = srv.get("imageRef", "")
+    boot_image = _boot_image(request, srv.get("block_device_mapping_v2"))
+    if boot_image is not None:
+        if image_ref and image_ref.rsplit("/", 1)[-1] != boot_image:
+            raise BadRequest("Block Device Mapping is Invalid: the boot device's image "
+                             f"{boot_image} is not imageRef {image_ref}.")
+        image_ref = boot_image
     if not isinstance(image_ref, str) or not image_ref:
         raise errors.invalid_field("imageRef", image_ref, f"{image_ref!r} is not a 'uuid'")
     image_ref = image_ref.rsplit("/", 1)[-1]
