@@ -9,6 +9,9 @@ it each test gets SQLite in its own temporary data dir.
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,10 +23,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from onestack.core import config
+from onestack.core import config, migrate
 from onestack.core.app import RequestIdMiddleware
+from onestack.core.db import Database
 from onestack.identity import bootstrap
-from onestack.server import create_app
+from onestack.server import SERVICES, create_app
 
 BASE = "http://onestack.test"
 
@@ -114,12 +118,89 @@ class Cloud:
         return await self.client.head(self.identity + path, headers=self.as_(token or self.admin_token))
 
 
+# -- schemas made once per test process ------------------------------------------------
+# Every cloud's lifespan brings the database to every service's head; doing it
+# from nothing cost each test a second or more (Alembic and a few hundred DDL
+# statements). A test's empty database is instead a copy of one migrated once:
+# a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL. The lifespan
+# still runs the migrations and finds them at head. MariaDB has no templates.
+
+_TEMPLATES: dict[str, str] = {}
+_TEMPLATE_DIR = Path(tempfile.mkdtemp(prefix="onestack-schema-"))
+
+
+async def _migrated(url: str) -> None:
+    db = Database(url)
+    try:
+        await migrate.upgrade(db, [spec.migrations for spec in SERVICES])
+    finally:
+        await db.engine.dispose()
+
+
+async def sqlite_template() -> Path:
+    """An SQLite file at every service's head (made once per process)."""
+    path = _TEMPLATE_DIR / "onestack.db"
+    if "sqlite" not in _TEMPLATES:
+        await _migrated(f"sqlite+aiosqlite:///{path}")
+        with sqlite3.connect(path) as conn:  # everything in the main file, no WAL
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode=DELETE")
+        _TEMPLATES["sqlite"] = str(path)
+    return path
+
+
+async def seed_schema(settings: config.Settings) -> None:
+    """Give a new SQLite data dir the migrated template's copy."""
+    if settings.database_url is not None:
+        return
+    target = settings.data_dir / "onestack.db"
+    if target.exists():
+        return
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.copyfile(await sqlite_template(), target)
+
+
+async def _postgres_template(admin: Any, url: str) -> str:
+    """A PostgreSQL database at every service's head to copy (made once per process)."""
+    name = _TEMPLATES.get("postgresql")
+    if name is None:
+        name = f"onestack_tmpl_{uuid.uuid4().hex[:12]}"
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        await _migrated(url.rsplit("/", 1)[0] + "/" + name)
+        _TEMPLATES["postgresql"] = name
+        _TEMPLATES["postgresql_admin_url"] = url
+    return name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_templates() -> Any:
+    yield
+    shutil.rmtree(_TEMPLATE_DIR, ignore_errors=True)
+    name, url = _TEMPLATES.get("postgresql"), _TEMPLATES.get("postgresql_admin_url")
+    if name and url:
+        import asyncio
+
+        async def drop() -> None:
+            admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+            async with admin.connect() as conn:
+                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            await admin.dispose()
+
+        asyncio.run(drop())
+
+
 async def _server_database(url: str) -> AsyncIterator[str]:
-    """A fresh database on the server of ``url``; dropped afterwards."""
+    """A fresh database on the server of ``url`` (on PostgreSQL already at every
+    service's head); dropped afterwards."""
     name = f"onestack_test_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
-        await conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        if admin.dialect.name == "postgresql":
+            template = await _postgres_template(admin, url)
+            await conn.execute(sa.text(f"CREATE DATABASE {name} TEMPLATE {template}"))
+        else:
+            await conn.execute(sa.text(f"CREATE DATABASE {name}"))
     try:
         yield url.rsplit("/", 1)[0] + "/" + name
     finally:
@@ -162,6 +243,7 @@ async def cloud(settings: config.Settings) -> AsyncIterator[Cloud]:
     # outlive the test: a test that wants the kernel says so and purges it
     assert settings.network.dataplane in ("fake", "linux"), (
         "a test's settings must choose network.dataplane: fake, or linux and purge it")
+    await seed_schema(settings)
     root = create_app(settings)
     app = RequestIdMiddleware(root, access_log=False)
     async with root.router.lifespan_context(root):

@@ -210,6 +210,7 @@ def _cred_matches(creds: Mapping[str, Any], key: str, segs: tuple[str, ...], mat
     return str(value) == match
 
 
+@functools.lru_cache(maxsize=4096)  # pure: every enforcer of the process shares them
 def _generic(kind: str, match: str) -> CheckFn:
     matcher = _matcher(match)
     try:
