@@ -37,12 +37,23 @@ from onestack.object_store.errors import DeviceUnavailable, DiskFileCorrupt
 from onestack.object_store.ring import Device
 from onestack.object_store.timestamp import Timestamp
 
-READ_SIZE = 1024 * 1024
+READ_SIZE = 2 * 1024 * 1024
+# What ``LocalBackend.open_reader`` reads with the metadata, in the same thread hop: a
+# small object is then answered with no further hop (``HttpBackend`` does the same
+# over the network with its own ``prefetch``).
+PREFETCH = 64 * 1024
 T = TypeVar("T")
 
 
 class ReplicaWriter(abc.ABC):
     """One replica being written; obtained from ``ObjectBackend.open_writer``."""
+
+    @property
+    def etag(self) -> str | None:
+        """The MD5 of what was written so far, when the writer computes it anyway (a
+        local replica does: its commit checks it); ``None`` otherwise. When every
+        replica of a write has one, the writer above hashes nothing itself."""
+        return None
 
     @abc.abstractmethod
     async def write(self, block: bytes) -> None:
@@ -96,6 +107,11 @@ class ReplicaReader(abc.ABC):
 
 class ObjectBackend(abc.ABC):
     """Replica storage on ring devices; see the module doc for the contract."""
+
+    def is_local(self, device: Device) -> bool:
+        """Whether ``device`` is served on this host (a read there crosses no network):
+        single-replica reads ask local primaries first."""
+        return False
 
     @abc.abstractmethod
     async def open_writer(self, device: Device, partition: int, obj_hash: str) -> ReplicaWriter:
@@ -162,10 +178,16 @@ class LocalBackend(ObjectBackend):
     rather than created, so data never lands on the root filesystem.
     """
 
-    def __init__(self, root: Path, *, mount_check: bool = False) -> None:
+    def __init__(
+        self, root: Path, *, mount_check: bool = False, prefetch: int = PREFETCH
+    ) -> None:
         self.root = Path(root)
         self.mount_check = mount_check
+        self.prefetch = prefetch
         self._managers: dict[str, DiskFileManager] = {}
+
+    def is_local(self, device: Device) -> bool:
+        return True
 
     def manager(self, device: Device) -> DiskFileManager:
         found = self._managers.get(device.device)
@@ -189,8 +211,8 @@ class LocalBackend(ObjectBackend):
 
     async def open_reader(self, device: Device, partition: int, obj_hash: str) -> ReplicaReader:
         manager = self.manager(device)
-        reader = await self._run(device, manager.open, partition, obj_hash)
-        return _LocalReader(device, manager, reader, partition, obj_hash)
+        reader, head = await self._run(device, _open, manager, partition, obj_hash, self.prefetch)
+        return _LocalReader(device, manager, reader, partition, obj_hash, head)
 
     async def delete(
         self,
@@ -232,6 +254,10 @@ class _LocalWriter(ReplicaWriter):
         self.device = device
         self._writer = writer
 
+    @property
+    def etag(self) -> str | None:
+        return self._writer.etag
+
     async def write(self, block: bytes) -> None:
         await run_blocking(_mapped, self.device.device, self._writer.write, block)
 
@@ -254,6 +280,7 @@ class _LocalReader(ReplicaReader):
         reader: DiskFileReader,
         partition: int,
         obj_hash: str,
+        head: bytes = b"",
     ) -> None:
         self.device = device
         self.metadata = reader.metadata
@@ -261,7 +288,8 @@ class _LocalReader(ReplicaReader):
         self.size = reader.size
         self._manager = manager
         self._reader = reader
-        self._hash_dir = manager.hash_dir(partition, obj_hash)
+        self._where = (partition, obj_hash)
+        self._head = head  # the first bytes, read with the metadata
 
     async def iter(self, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         if offset < 0 or (length is not None and length < 0):
@@ -270,26 +298,53 @@ class _LocalReader(ReplicaReader):
         # A whole read checks the MD5 on the way (as Swift does): the bytes are already
         # sent when a mismatch shows, but the replica is quarantined for the next reader.
         md5 = hashlib.md5(usedforsecurity=False) if offset == 0 and end == self.size else None
-        while offset < end:
-            data = await run_blocking(
-                _mapped,
-                self.device.device,
-                _read,
-                self._reader,
-                offset,
-                min(READ_SIZE, end - offset),
-                md5,
-            )
-            if not data:
-                raise DeviceUnavailable(self.device.device, "short read")
+        head = self._head
+        if offset < min(len(head), end):
+            data = head[offset:min(len(head), end)]
+            if md5 is not None:
+                md5.update(data)  # at most PREFETCH bytes: cheaper than a thread hop
             offset += len(data)
             yield data
+        # The next block is read (in a worker thread) while this one is being sent.
+        pending = self._read_ahead(offset, end, md5)
+        try:
+            while pending is not None:
+                data = await pending
+                if not data:
+                    raise DeviceUnavailable(self.device.device, "short read")
+                offset += len(data)
+                pending = self._read_ahead(offset, end, md5)
+                yield data
+        finally:
+            # closed early: nobody wants the read ahead (a failure of it is marked seen)
+            if pending is not None and not pending.cancel() and not pending.cancelled():
+                pending.exception()
         if md5 is not None and md5.hexdigest() != self.etag:
-            await run_blocking(self._manager.quarantine, self._hash_dir)
+            await run_blocking(self._manager.quarantine, self._manager.hash_dir(*self._where))
             raise DiskFileCorrupt(f"{self._reader.path}: data does not hash to its ETag")
+
+    def _read_ahead(self, offset: int, end: int, md5: Any) -> asyncio.Future[bytes] | None:
+        if offset >= end:
+            return None
+        return asyncio.ensure_future(run_blocking(
+            _mapped, self.device.device, _read, self._reader, offset,
+            min(READ_SIZE, end - offset), md5,
+        ))
 
     async def close(self) -> None:
         self._reader.close()
+
+
+def _open(
+    manager: DiskFileManager, partition: int, obj_hash: str, prefetch: int
+) -> tuple[DiskFileReader, bytes]:
+    """Open the newest version and read its first ``prefetch`` bytes (one thread hop)."""
+    reader = manager.open(partition, obj_hash)
+    try:
+        return reader, reader.pread(0, prefetch) if prefetch else b""
+    except BaseException:
+        reader.close()
+        raise
 
 
 def _read(reader: DiskFileReader, offset: int, size: int, md5: Any) -> bytes:

@@ -402,6 +402,7 @@ class RoutingBackend(ObjectBackend):
         self.local = local
         self.remote = remote
         self.addresses = {_address(host, port) for host, port in addresses}
+        self._local: dict[tuple[str, int], bool] = {}
 
     @classmethod
     def for_host(
@@ -424,7 +425,12 @@ class RoutingBackend(ObjectBackend):
             await self.remote.aclose()
 
     def is_local(self, device: Device) -> bool:
-        return _address(device.host, device.port) in self.addresses
+        # asked for every replica of every request: remembered per (host, port)
+        key = (device.host, device.port)
+        local = self._local.get(key)
+        if local is None:
+            local = self._local[key] = _address(device.host, device.port) in self.addresses
+        return local
 
     def local_devices(self, devices: Iterable[Device]) -> list[Device]:
         """The ones on this host (what its replicator and auditor go through)."""

@@ -12,7 +12,9 @@ every device, whatever order they finish in.
 
 ``ObjectReader.open`` asks every primary and returns the newest replica; when
 fewer than a quorum of primaries hold any version (the others failed or lost it)
-it asks handoffs too, since the newest write may have landed there.
+it asks handoffs too, since the newest write may have landed there. Client GETs
+and HEADs without ``X-Newest`` read one replica instead (``newest=False``), as
+Swift's proxy does: the first primary that has the object.
 """
 
 from __future__ import annotations
@@ -95,17 +97,26 @@ class _Fanout:
         self.live.append((device, writer))
         return True
 
+    def hashing_replicas(self) -> bool:
+        """Whether every replica computes the MD5 of what it is sent (local ones do)."""
+        return all(writer.etag is not None for _, writer in self.live)
+
+    def replica_etag(self) -> str:
+        """The MD5 the replicas computed (they were sent the same bytes; a replica
+        that disagrees fails its commit, which checks the ETag against its own)."""
+        return next(e for _, w in self.live if (e := w.etag) is not None)
+
     async def send(self, block: bytes, md5: Any) -> None:
-        """Write ``block`` to every live replica (and feed the MD5) at the same time."""
+        """Write ``block`` to every live replica (and feed the MD5, unless ``None``) at
+        the same time."""
         live = list(self.live)
+        hashing = [run_blocking(md5.update, block)] if md5 is not None else []
         results = await asyncio.gather(
-            run_blocking(md5.update, block),
-            *(writer.write(block) for _, writer in live),
-            return_exceptions=True,
+            *hashing, *(writer.write(block) for _, writer in live), return_exceptions=True,
         )
-        if isinstance(results[0], BaseException):
+        if hashing and isinstance(results[0], BaseException):
             raise results[0]
-        await self._drop_failed(live, results[1:], "write")
+        await self._drop_failed(live, results[len(hashing):], "write")
 
     async def commit(self, metadata: Mapping[str, str], timestamp: Timestamp) -> None:
         live = list(self.live)
@@ -173,10 +184,13 @@ class ObjectWriter:
             self.ring.object_hash(account, container, obj),
             quorum_size(len(primaries)),
         )
-        md5 = hashlib.md5(usedforsecurity=False)
+        md5: Any = None
         pending: asyncio.Future[None] | None = None
         try:
             await fanout.open(primaries, self._handoffs(partition))
+            # replicas that hash what they are sent (local ones) spare a fourth MD5 here
+            if not fanout.hashing_replicas():
+                md5 = hashlib.md5(usedforsecurity=False)
             size = 0
             parts: list[bytes] = []
             buffered = 0
@@ -200,7 +214,7 @@ class ObjectWriter:
                 await fanout.send(b"".join(parts), md5)
             if expected_size is not None and size != expected_size:
                 raise SizeMismatch(expected_size, size)
-            etag = md5.hexdigest()
+            etag = md5.hexdigest() if md5 is not None else fanout.replica_etag()
             if expected_etag is not None and expected_etag.strip('"').lower() != etag:
                 raise EtagMismatch(expected_etag, etag)
             meta["ETag"] = etag
@@ -263,8 +277,15 @@ class ObjectReader:
         self.backend = backend
         self.handoff_limit = handoff_limit
 
-    async def open(self, account: str, container: str, obj: str) -> ReplicaReader:
+    async def open(
+        self, account: str, container: str, obj: str, *, newest: bool = True
+    ) -> ReplicaReader:
         """The newest replica, open; the caller closes it (``async with``).
+
+        With ``newest=False`` (Swift's proxy GET and HEAD without ``X-Newest``) the
+        first primary that holds the object answers, local ones first; when the first
+        to answer has no object or a tombstone, every replica is asked as with
+        ``newest`` (so a 404 is only ever the newest state, never one stale replica's).
 
         Raises:
             ObjectDeleted: the newest version anywhere asked is a tombstone.
@@ -272,6 +293,10 @@ class ObjectReader:
         """
         partition, primaries = self.ring.get_nodes(account, container, obj)
         obj_hash = self.ring.object_hash(account, container, obj)
+        if not newest:
+            first = await self._first(primaries, partition, obj_hash)
+            if first is not None:
+                return first
         found: list[ReplicaReader | Timestamp] = []
         try:
             found += await self._probe(primaries, partition, obj_hash)
@@ -284,11 +309,26 @@ class ObjectReader:
             raise
         if not found:
             raise ObjectNotFound()
-        newest = max(found, key=_version)  # max keeps the first of equals: primaries first
-        await _close_all([f for f in found if f is not newest])
-        if isinstance(newest, Timestamp):
-            raise ObjectDeleted(newest)
-        return newest
+        best = max(found, key=_version)  # max keeps the first of equals: primaries first
+        await _close_all([f for f in found if f is not best])
+        if isinstance(best, Timestamp):
+            raise ObjectDeleted(best)
+        return best
+
+    async def _first(
+        self, primaries: list[Device], partition: int, obj_hash: str
+    ) -> ReplicaReader | None:
+        """The first primary's replica, local primaries first (in ring order otherwise);
+        ``None`` when one answers without the object or none can answer."""
+        ordered = sorted(primaries, key=lambda d: not self.backend.is_local(d))
+        for device in ordered:
+            try:
+                return await self.backend.open_reader(device, partition, obj_hash)
+            except (ObjectDeleted, ObjectNotFound):
+                return None
+            except Exception as exc:  # noqa: BLE001 - the next primary may answer
+                log.warning("object read: %s failed: %s", device.device, exc)
+        return None
 
     async def head(self, account: str, container: str, obj: str) -> dict[str, str]:
         """The newest replica's metadata. Raises like ``open``."""

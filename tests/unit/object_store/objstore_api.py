@@ -92,8 +92,10 @@ class TrackingReader(ObjectReader):
     opened = 0
     closed = 0
 
-    async def open(self, account: str, container: str, obj: str) -> ReplicaReader:
-        replica = await super().open(account, container, obj)
+    async def open(
+        self, account: str, container: str, obj: str, *, newest: bool = True
+    ) -> ReplicaReader:
+        replica = await super().open(account, container, obj, newest=newest)
         self.opened += 1
         close = replica.close
 

@@ -261,9 +261,10 @@ async def test_container_info_cache(env: Env, monkeypatch: pytest.MonkeyPatch) -
     assert first is not None and first.object_count == 0
     await put(b, "o", 1)  # another process: not seen before the cache expires
     assert await a.container_info("AUTH_a", "c") is first
-    await put(a, "p", 2)  # this process's own write drops its entry
+    await put(a, "p", 2, size=7)  # this process's own writes are added to its entry
     info = await a.container_info("AUTH_a", "c")
-    assert info is not None and info.object_count == 2
+    assert info is not None and (info.object_count, info.bytes_used) == (1, 7)
+    assert await usage(a) == (2, 17)  # both are in the database
     await b.post_container("AUTH_a", "c", timestamp=ts(3),
                            metadata={"X-Container-Read": "x"})
     monkeypatch.setattr(listings_mod, "CACHE_TTL", 0.0)
@@ -386,3 +387,114 @@ def test_isoformat_and_content_type() -> None:
     assert listed_content_type("text/plain") == ("text/plain", None)
     assert listed_content_type("text/plain; charset=utf-8;swift_bytes=123") == (
         "text/plain;charset=utf-8", 123)
+
+
+# -- group commit of object updates -----------------------------------------------------
+
+async def test_concurrent_object_updates_share_transactions(
+    ls: Listings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent updates are committed together, and each caller returns only once
+    its own update is visible to any reader."""
+    await ls.put_container("AUTH_a", "c", timestamp=ts(0), metadata={})
+    transactions = 0
+    real = ls.db.write
+
+    def counted() -> object:
+        nonlocal transactions
+        transactions += 1
+        return real()
+
+    monkeypatch.setattr(ls.db, "write", counted)
+    other = Listings(ls.db, ls.settings)  # a reader without this one's cache
+
+    async def one(i: int) -> None:
+        await put(ls, f"o{i:02d}", i + 1, size=i)
+        assert f"o{i:02d}" in await names(other)
+
+    await asyncio.gather(*(one(i) for i in range(40)))
+    assert transactions <= 5  # one for the first, then whole groups
+    assert await usage(other) == (40, sum(range(40)))
+    acct = await other.account_info("AUTH_a")
+    assert (acct.object_count, acct.bytes_used) == (40, sum(range(40)))
+    info = await ls.container_info("AUTH_a", "c")  # this process's cache was dropped
+    assert info is not None and info.object_count == 40
+
+
+async def test_a_failing_update_fails_alone(
+    ls: Listings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ls.put_container("AUTH_a", "c", timestamp=ts(0), metadata={})
+    real = Listings._apply_container
+
+    async def apply(s: object, container_id: int, updates: list) -> object:  # type: ignore[type-arg]
+        if any(u.obj == "bad" for u in updates):
+            raise ValueError("bad update")
+        return await real(s, container_id, updates)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Listings, "_apply_container", staticmethod(apply))
+    results = await asyncio.gather(
+        *(put(ls, name, i + 1, size=10) for i, name in enumerate(["a", "b", "bad", "c", "d"])),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == [
+        "NoneType", "NoneType", "ValueError", "NoneType", "NoneType"]
+    assert await names(ls) == ["a", "b", "c", "d"]
+    assert await usage(ls) == (4, 40)
+
+
+async def test_a_cancelled_caller_still_gets_its_update_committed(ls: Listings) -> None:
+    await ls.put_container("AUTH_a", "c", timestamp=ts(0), metadata={})
+    task = asyncio.create_task(put(ls, "o", 1, size=5))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await put(ls, "p", 2, size=1)  # queued after it: committed after it
+    assert await names(ls) == ["o", "p"]
+    assert await usage(ls) == (2, 6)
+
+
+async def test_a_read_during_a_group_commit_is_not_cached(
+    ls: Listings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container read while updates commit may or may not see them: it is not
+    cached, so the cache (which adds this process's own updates to its entry) never
+    counts them twice."""
+    await ls.put_container("AUTH_a", "c", timestamp=ts(0), metadata={})
+    await put(ls, "before", 1, size=3)
+    assert (await ls.container_info("AUTH_a", "c")).object_count == 1  # type: ignore[union-attr]
+    real = ls._write
+    seen: list[int] = []
+
+    async def write_then_read(fn: object) -> object:
+        result = await real(fn)  # type: ignore[arg-type]
+        info = await ls.load_container("AUTH_a", "c")  # committed, not yet settled
+        assert info is not None
+        seen.append(info.object_count)
+        return result
+
+    monkeypatch.setattr(ls, "_write", write_then_read)
+    await put(ls, "during", 2, size=4)
+    assert seen == [2]
+    info = await ls.container_info("AUTH_a", "c")
+    assert info is not None and (info.object_count, info.bytes_used) == (2, 7)
+
+
+async def test_account_metadata_cache(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``account_info(stats=False)`` (asked by every upload) is cached like a
+    container's info; this process's own account writes drop it."""
+    a, b = env.listings(), env.listings()
+    assert not (await a.account_info("AUTH_a", stats=False)).exists  # not cached
+    await b.put_container("AUTH_a", "c", timestamp=ts(0), metadata={})
+    first = await a.account_info("AUTH_a", stats=False)
+    assert first.exists and first.metadata == {}
+    await b.post_account("AUTH_a", timestamp=ts(1), metadata={"X-Account-Meta-Quota-Bytes": "5"})
+    assert await a.account_info("AUTH_a", stats=False) is first  # another process's write
+    assert (await a.account_info("AUTH_a")).metadata  # with stats: always read
+    await a.post_account("AUTH_a", timestamp=ts(2), metadata={"X-Account-Meta-K": "v"})
+    monkeypatch.setattr(listings_mod, "CACHE_TTL", 0.0)
+    info = await a.account_info("AUTH_a", stats=False)  # read again, cached for 0 s
+    assert info.metadata == {"X-Account-Meta-Quota-Bytes": "5", "X-Account-Meta-K": "v"}
+    await b.post_account("AUTH_a", timestamp=ts(3), metadata={"X-Account-Meta-K": ""})
+    info = await a.account_info("AUTH_a", stats=False)
+    assert info.metadata == {"X-Account-Meta-Quota-Bytes": "5"}

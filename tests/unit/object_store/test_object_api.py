@@ -726,3 +726,25 @@ async def test_asgi_put_get_head(st: ObjectStoreState) -> None:
     status, headers, body = await asgi_call(st, "HEAD", [], [])
     assert (status, body, headers[b"content-length"]) == (200, b"", str(len(DATA)).encode())
     assert st.reader.opened == st.reader.closed  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_reads_take_one_replica_unless_x_newest(
+    st: ObjectStoreState, cluster: Cluster, method: str
+) -> None:
+    """Swift's proxy: a GET or HEAD is answered by the first primary that has the
+    object; ``X-Newest: true`` asks them all for the newest."""
+    stale = cluster.primaries("o")[0]
+    await put(st, "o", b"v1")
+    cluster.break_device(stale)
+    await put(st, "o", b"v2")
+    cluster.repair_device(stale)
+    one = await call(st, method, "o")
+    assert one.headers["ETag"] == hashlib.md5(b"v1").hexdigest()
+    newest = await call(st, method, "o", headers={"X-Newest": "true"})
+    assert newest.headers["ETag"] == hashlib.md5(b"v2").hexdigest()
+    if method == "GET":
+        assert (await one.read(), await newest.read()) == (b"v1", b"v2")
+    await one.close()
+    await newest.close()
+    assert isinstance(st.reader, TrackingReader) and st.reader.opened == st.reader.closed

@@ -344,3 +344,141 @@ def test_make_cluster_places_every_device(tmp_path: Path) -> None:
     cluster = make_cluster(tmp_path, devices=4, power=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sda", "sdb", "sdc", "sdd"]
     assert cluster.ring.replica_count == 3
+
+
+# -- single-replica reads (GET and HEAD without X-Newest) ------------------------------
+
+
+async def test_single_replica_read_takes_the_first_primary_even_if_stale(
+    cluster: Cluster,
+) -> None:
+    stale = cluster.primaries("o")[0]
+    await cluster.writer.put("AUTH_t", "c", "o", body(b"v1"), {})
+    cluster.break_device(stale)
+    await cluster.writer.put("AUTH_t", "c", "o", body(b"v2"), {})
+    cluster.repair_device(stale)
+    async with await cluster.reader.open("AUTH_t", "c", "o", newest=False) as replica:
+        assert replica.device.id == stale.id  # as Swift's proxy: one replica, no vote
+        assert b"".join([c async for c in replica.iter()]) == b"v1"
+    assert await cluster.read("o") == b"v2"  # X-Newest still finds the newest
+
+
+async def test_single_replica_read_skips_a_failed_primary(cluster: Cluster) -> None:
+    first, second, _ = cluster.primaries("o")
+    await cluster.writer.put("AUTH_t", "c", "o", body(b"data"), {})
+    cluster.break_device(first)
+    async with await cluster.reader.open("AUTH_t", "c", "o", newest=False) as replica:
+        assert replica.device.id == second.id
+        assert b"".join([c async for c in replica.iter()]) == b"data"
+
+
+async def test_single_replica_read_asks_everyone_when_the_first_has_nothing(
+    cluster: Cluster,
+) -> None:
+    """A 404 or a tombstone on the first primary is not taken as the answer: the
+    newest state of all replicas decides (data written meanwhile, or a delete)."""
+    first = cluster.primaries("o")[0]
+    cluster.break_device(first)
+    await cluster.writer.put("AUTH_t", "c", "o", body(b"new"), {})
+    cluster.repair_device(first)
+    assert cluster.versions(first, "o") == []
+    async with await cluster.reader.open("AUTH_t", "c", "o", newest=False) as replica:
+        assert b"".join([c async for c in replica.iter()]) == b"new"
+
+    partition, obj_hash = cluster.where("o")
+    cluster.manager(first).delete(partition, obj_hash, Timestamp.now())
+    cluster.break_device(first)
+    await cluster.writer.put("AUTH_t", "c", "o", body(b"newer"), {})
+    cluster.repair_device(first)
+    assert cluster.versions(first, "o")[0].endswith(".ts")
+    async with await cluster.reader.open("AUTH_t", "c", "o", newest=False) as replica:
+        assert b"".join([c async for c in replica.iter()]) == b"newer"  # older tombstone
+
+    ts = await cluster.writer.delete("AUTH_t", "c", "o")
+    with pytest.raises(ObjectDeleted) as deleted:
+        await cluster.reader.open("AUTH_t", "c", "o", newest=False)
+    assert deleted.value.timestamp == ts
+
+
+async def test_single_replica_read_prefers_local_primaries(cluster: Cluster) -> None:
+    third = cluster.primaries("o")[2]
+    await cluster.writer.put("AUTH_t", "c", "o", body(b"data"), {})
+
+    class ThirdIsLocal(LocalBackend):
+        def is_local(self, device: Device) -> bool:
+            return device.id == third.id
+
+    reader = ObjectReader(cluster.ring, ThirdIsLocal(cluster.root))
+    async with await reader.open("AUTH_t", "c", "o", newest=False) as replica:
+        assert replica.device.id == third.id
+
+
+async def test_reads_prefetch_with_the_metadata_and_read_ahead(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small object is opened and read in one thread hop; a large one streams in
+    blocks with the next one read ahead, and a stream closed early leaves nothing
+    running or open."""
+    import onestack.object_store.backend as backend_mod
+
+    hops = 0
+    real = backend_mod.run_blocking
+
+    async def counted(fn: Callable[..., object], *args: object) -> object:
+        nonlocal hops
+        hops += 1
+        return await real(fn, *args)
+
+    monkeypatch.setattr(backend_mod, "run_blocking", counted)
+    await cluster.writer.put("AUTH_t", "c", "small", body(b"s" * 4096), {})
+    hops = 0
+    async with await cluster.reader.open("AUTH_t", "c", "small", newest=False) as replica:
+        assert b"".join([c async for c in replica.iter()]) == b"s" * 4096
+        assert b"".join([c async for c in replica.iter(100, 10)]) == b"s" * 10
+    assert hops == 1
+
+    monkeypatch.setattr(backend_mod, "READ_SIZE", 1 * MiB)
+    await cluster.writer.put("AUTH_t", "c", "big", body(DATA), {})
+    async with await cluster.reader.open("AUTH_t", "c", "big", newest=False) as replica:
+        chunks = [c async for c in replica.iter()]
+        assert b"".join(chunks) == DATA
+        assert max(len(c) for c in chunks) == MiB
+        assert b"".join([c async for c in replica.iter(MiB - 5, MiB + 10)]) == \
+            DATA[MiB - 5:2 * MiB + 5]
+        edge = backend_mod.PREFETCH - 5  # a range across the end of the prefetched bytes
+        assert b"".join([c async for c in replica.iter(edge, 10)]) == DATA[edge:edge + 10]
+        stream = replica.iter()
+        assert len(await anext(stream)) == backend_mod.PREFETCH
+        assert len(await anext(stream)) == MiB  # the next block is being read meanwhile
+        await stream.aclose()
+
+
+async def test_local_replicas_hash_the_data_the_writer_does_not(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Local replicas compute the MD5 of what they are sent (their commit checks it):
+    the writer then takes their ETag instead of hashing the body a fourth time; with a
+    replica that does not hash (a remote one), the writer hashes."""
+    import types
+
+    import onestack.object_store.replication as replication_mod
+
+    made = 0
+
+    def md5(*args: object, **kwargs: object) -> object:
+        nonlocal made
+        made += 1
+        return hashlib.md5(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replication_mod, "hashlib", types.SimpleNamespace(md5=md5))
+    result = await cluster.writer.put("AUTH_t", "c", "o", body(DATA), {}, expected_etag=ETAG)
+    assert (made, result.etag) == (0, ETAG)
+    assert await cluster.read("o") == DATA
+    with pytest.raises(EtagMismatch):
+        await cluster.writer.put("AUTH_t", "c", "o", body(DATA), {}, expected_etag="0" * 32)
+    assert await cluster.read("o") == DATA  # the old version stays
+
+    bad = cluster.primaries("p")[1]
+    faulty = with_backend(cluster, FaultyBackend(cluster.root, {bad.device: "corrupt"}))
+    result = await faulty.writer.put("AUTH_t", "c", "p", body(DATA), {})
+    assert (made, result.etag, len(result.devices)) == (1, ETAG, 2)  # the bad one failed

@@ -121,8 +121,9 @@ async def _container_info(
 async def _get_or_head(
     st: ObjectStoreState, req: Request, account: str, container: str, obj: str
 ) -> Response:
+    newest = config_true(req.headers.get("x-newest"))
     try:
-        replica = await st.reader.open(account, container, obj)
+        replica = await st.reader.open(account, container, obj, newest=newest)
     except ObjectNotFound:
         return _not_found(req)
     closer = _Closer(replica)

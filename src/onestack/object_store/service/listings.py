@@ -13,11 +13,21 @@ inserts of a name) roll back and are retried.
 Listings follow Swift's ``list_objects_iter``: names in UTF-8 byte order, and
 with a delimiter each ``subdir`` is reported once, the next query starting past
 it instead of reading every name below it.
+
+Object updates are group-committed: the updates of concurrent PUTs and DELETEs
+queue up while a transaction is running and the next transaction applies all of
+them, one after the other, as each would have been applied alone (SQL engines
+serialise writers, so one transaction per update would make every small PUT
+wait its turn). Each caller returns only once its update is committed; when a
+group fails, each update is tried again on its own, so one bad update never
+fails the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import random
 import re
 import time
@@ -42,6 +52,7 @@ STORAGE_POLICY = "Policy-0"
 CACHE_TTL = 3.0  # seconds a container's info may be reused by this process
 CACHE_SIZE = 10_000
 WRITE_ATTEMPTS = 8
+MAX_GROUP = 256  # object updates committed in one transaction at most
 # With a delimiter, names are read a page at a time (a subdir ends the page);
 # pages grow while no subdir shows up.
 FIRST_PAGE = 64
@@ -309,6 +320,17 @@ def merge_metadata(current: dict[str, str], updates: dict[str, str]) -> dict[str
 
 # -- the service -----------------------------------------------------------------------
 
+@dataclass
+class _Update:
+    """One queued object update (``Listings._record``) and the future its caller awaits."""
+
+    account: str
+    container: str
+    obj: str
+    values: dict[str, Any]
+    done: asyncio.Future[None]
+
+
 class _Changed(Exception):
     """A row changed between its read and its update: the transaction is retried."""
 
@@ -333,10 +355,20 @@ class Listings:
         self.db = db
         self.settings = settings
         self.limits = settings.object_store
-        self._cache: dict[tuple[str, str], tuple[float, ContainerInfo]] = {}
+        # (account, container) -> (expiry, info, the group commit it may have overlapped
+        # or 0): this process's own object updates are added to the counters as they
+        # commit, so a busy container is not read again for every object PUT
+        self._cache: dict[tuple[str, str], tuple[float, ContainerInfo, int]] = {}
+        self._accounts: dict[str, tuple[float, AccountInfo]] = {}  # without counters
         # bumped by every local write, so that a read that started before a write
         # does not put what it read into the cache after the write dropped it
         self._generation = 0
+        # object updates waiting for the next group commit, the task committing them,
+        # the number of the last group and whether it is committing now
+        self._queue: list[_Update] = []
+        self._group = 0
+        self._committing = False
+        self._flusher: asyncio.Task[None] | None = None
 
     # -- transactions -----------------------------------------------------------
 
@@ -389,7 +421,22 @@ class Listings:
 
     async def account_info(self, account: str, *, stats: bool = True) -> AccountInfo:
         """The account; with ``stats=False`` its counters are left at 0 and not
-        summed over its containers (for callers that only need its metadata)."""
+        summed over its containers (for callers that only need its metadata, such as
+        the account quota check of every upload): that one comes from this process's
+        cache when read in the last ``CACHE_TTL`` seconds."""
+        if not stats:
+            hit = self._accounts.get(account)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+        generation = self._generation
+        info = await self._load_account(account, stats)
+        if not stats and info.exists and generation == self._generation:
+            if len(self._accounts) >= CACHE_SIZE:
+                self._accounts.clear()
+            self._accounts[account] = (time.monotonic() + CACHE_TTL, info)
+        return info
+
+    async def _load_account(self, account: str, stats: bool) -> AccountInfo:
         async with self.db.read() as s:
             row = await self._account_row(s, account)
             if row is None:
@@ -449,7 +496,10 @@ class Listings:
                 put_timestamp=max(row.put_timestamp, timestamp.normal), metadata=merged))
             return False
 
-        return await self._write(change)
+        try:
+            return await self._write(change)
+        finally:
+            self._forget_account(account)
 
     async def post_account(self, account: str, *, timestamp: Timestamp,
                            metadata: dict[str, str]) -> None:
@@ -468,7 +518,10 @@ class Listings:
             self._check_metadata(merged, "x-account-meta-")
             await s.execute(update(ACC).where(ACC.c.id == row.id).values(metadata=merged))
 
-        await self._write(change)
+        try:
+            await self._write(change)
+        finally:
+            self._forget_account(account)
 
     async def delete_account(self, account: str, *, timestamp: Timestamp) -> None:
         """Mark ``account`` deleted: it answers 410 and its name cannot be reused.
@@ -514,7 +567,7 @@ class Listings:
 
     async def load_container(self, account: str, container: str) -> ContainerInfo | None:
         """The container as stored now (and cached for ``container_info``)."""
-        generation = self._generation
+        generation, group, committing = self._generation, self._group, self._committing
         async with self.db.read() as s:
             row = await self._container_row(s, account, container)
         key = (account, container)
@@ -527,15 +580,20 @@ class Listings:
             created_at=Timestamp.parse(row.created_at),
             put_timestamp=Timestamp.parse(row.put_timestamp),
         )
-        if generation == self._generation:
+        # A read that overlapped a group commit may or may not include its changes: it is
+        # tagged with the group (which drops it when it settles), or not cached at all
+        # when that group has settled already.
+        overlapped = committing or self._group != group
+        if generation == self._generation and (self._committing or not overlapped):
             if len(self._cache) >= CACHE_SIZE:
                 self._prune()
-            self._cache[key] = (time.monotonic() + CACHE_TTL, info)
+            tag = self._group if overlapped else 0
+            self._cache[key] = (time.monotonic() + CACHE_TTL, info, tag)
         return info
 
     def _prune(self) -> None:
         now = time.monotonic()
-        for key in [k for k, (until, _) in self._cache.items() if until <= now]:
+        for key in [k for k, (until, _, _) in self._cache.items() if until <= now]:
             del self._cache[key]
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
@@ -546,6 +604,7 @@ class Listings:
 
     def _forget_account(self, account: str) -> None:
         self._generation += 1
+        self._accounts.pop(account, None)
         for key in [k for k in self._cache if k[0] == account]:
             del self._cache[key]
 
@@ -648,37 +707,144 @@ class Listings:
 
     async def _record(self, account: str, container: str, obj: str,
                       values: dict[str, Any]) -> None:
-        async def change(s: AsyncSession) -> None:
-            container_id = await self._container_id(s, account, container)
-            if container_id is None:
-                return
-            where = (OBJ.c.container_id == container_id, OBJ.c.name == obj)
-            old = (await s.execute(
-                select(OBJ.c.timestamp, OBJ.c.size, OBJ.c.deleted).where(*where).with_for_update()
-            )).one_or_none()
-            if old is None:
-                await s.execute(insert(OBJ).values(container_id=container_id, name=obj, **values))
-                count, used = 0, 0
-            elif old.timestamp >= values["timestamp"]:
-                return  # a newer version is recorded
-            else:
-                # compare-and-set on the version read: where the read took no lock
-                # (SQLite reads outside the write transaction) a change in between
-                # makes this match nothing, and the attempt is made again
-                done = await s.execute(
-                    update(OBJ).where(*where, OBJ.c.timestamp == old.timestamp).values(**values))
-                if done.rowcount != 1:
-                    raise _Changed()
-                count, used = (0, 0) if old.deleted else (1, int(old.size))
-            live = not values["deleted"]
-            d_count, d_bytes = int(live) - count, (values["size"] if live else 0) - used
-            if d_count or d_bytes:
-                await s.execute(update(CON).where(CON.c.id == container_id).values(
-                    object_count=CON.c.object_count + d_count,
-                    bytes_used=CON.c.bytes_used + d_bytes))
+        """Queue the update for the next group commit and wait until it is committed."""
+        loop = asyncio.get_running_loop()
+        update_ = _Update(account, container, obj, values, loop.create_future())
+        self._queue.append(update_)
+        flusher = self._flusher
+        if flusher is None or flusher.done() or flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush())
+        # a cancelled caller leaves its update queued: the object is already written
+        await asyncio.shield(update_.done)
 
-        await self._write(change)
-        self._forget(account, container)
+    async def _flush(self) -> None:
+        """Commit what is queued, a group per transaction, until the queue is empty."""
+        while self._queue:
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            try:
+                await self._commit_group(group)
+            except BaseException:  # cancelled (shutdown): nobody waits for ever
+                for u in group + self._queue:
+                    u.done.cancel()
+                raise
+
+    async def _commit_group(self, group: list[_Update]) -> None:
+        # a read of a container that overlaps this transaction may or may not see the
+        # group's changes: see load_container
+        self._group += 1
+        self._committing = True
+        try:
+            await self._commit_or_split(group)
+        finally:
+            self._committing = False
+
+    async def _commit_or_split(self, group: list[_Update]) -> None:
+        try:
+            deltas = await self._write(lambda s: self._apply(s, group))
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting callers
+            if len(group) == 1:
+                self._settle(group, {}, exc)
+                return
+            # one update may be at fault: each on its own, so that only it fails
+            for u in group:
+                try:
+                    one = await self._write(functools.partial(self._apply, group=[u]))
+                except Exception as failed:  # noqa: BLE001 - handed to the waiting caller
+                    self._settle([u], {}, failed)
+                else:
+                    self._settle([u], one, None)
+            return
+        self._settle(group, deltas, None)
+
+    def _settle(self, group: list[_Update], deltas: dict[tuple[str, str], tuple[int, int]],
+                exc: Exception | None) -> None:
+        """Bring the cached counters up to date, then tell the callers."""
+        for key, (d_count, d_bytes) in deltas.items():
+            hit = self._cache.get(key)
+            if hit is None:
+                continue
+            until, info, tag = hit
+            if tag == self._group:  # read during this transaction: it may hold the changes
+                del self._cache[key]
+            else:  # read before it began: add what it changed
+                self._cache[key] = (until, dataclasses.replace(
+                    info, object_count=info.object_count + d_count,
+                    bytes_used=info.bytes_used + d_bytes), 0)
+        for u in group:
+            if u.done.done():
+                continue
+            if exc is None:
+                u.done.set_result(None)
+            else:
+                u.done.set_exception(exc)
+
+    async def _apply(
+        self, s: AsyncSession, group: list[_Update]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """The updates of ``group`` in the transaction ``s``, with the result of applying
+        them one after the other, in a few statements per container: one read of the
+        rows they touch, one insert of the new names, an update per replaced row, and
+        one change of the counters by the sum. Returns the changes of the counters by
+        (account, container)."""
+        by_container: dict[tuple[str, str], list[_Update]] = {}
+        for u in group:
+            by_container.setdefault((u.account, u.container), []).append(u)
+        deltas: dict[tuple[str, str], tuple[int, int]] = {}
+        for key, updates in by_container.items():
+            container_id = await self._container_id(s, *key)
+            if container_id is not None:  # a missing container (deleted meanwhile): ignored
+                deltas[key] = await self._apply_container(s, container_id, updates)
+        return deltas
+
+    @staticmethod
+    async def _apply_container(
+        s: AsyncSession, container_id: int, updates: list[_Update]
+    ) -> tuple[int, int]:
+        names = sorted({u.obj for u in updates})
+        rows = (await s.execute(
+            select(OBJ.c.name, OBJ.c.timestamp, OBJ.c.size, OBJ.c.deleted)
+            .where(OBJ.c.container_id == container_id, OBJ.c.name.in_(names))
+            .order_by(OBJ.c.name).with_for_update()
+        )).all()
+        stored = {r.name: r for r in rows}
+        # each name's newest version so far: (timestamp, size, deleted, values to write)
+        current: dict[str, tuple[str, int, bool, dict[str, Any] | None]] = {
+            r.name: (r.timestamp, int(r.size), bool(r.deleted), None) for r in rows}
+        d_count = d_bytes = 0
+        for u in updates:
+            values = u.values
+            old = current.get(u.obj)
+            if old is None:
+                count, used = 0, 0
+            elif old[0] >= values["timestamp"]:
+                continue  # a newer version is recorded
+            else:
+                count, used = (0, 0) if old[2] else (1, old[1])
+            live = not values["deleted"]
+            d_count += int(live) - count
+            d_bytes += (values["size"] if live else 0) - used
+            current[u.obj] = (values["timestamp"], values["size"], values["deleted"], values)
+        written = {name: v for name, (_, _, _, v) in current.items() if v is not None}
+        new = [dict(v, container_id=container_id, name=name)
+               for name, v in written.items() if name not in stored]
+        if new:
+            await s.execute(insert(OBJ), new)
+        for name, v in written.items():
+            if name not in stored:
+                continue
+            # compare-and-set on the version read: where the read took no lock
+            # (SQLite reads outside the write transaction) a change in between
+            # makes this match nothing, and the attempt is made again
+            done = await s.execute(update(OBJ).where(
+                OBJ.c.container_id == container_id, OBJ.c.name == name,
+                OBJ.c.timestamp == stored[name].timestamp).values(**v))
+            if done.rowcount != 1:
+                raise _Changed()
+        if d_count or d_bytes:
+            await s.execute(update(CON).where(CON.c.id == container_id).values(
+                object_count=CON.c.object_count + d_count,
+                bytes_used=CON.c.bytes_used + d_bytes))
+        return d_count, d_bytes
 
     async def expired(self, now: float, limit: int = 1000) -> list[tuple[str, str, str, Timestamp]]:
         """Live objects whose ``X-Delete-At`` is at or before ``now``, soonest first:
