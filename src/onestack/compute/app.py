@@ -16,12 +16,16 @@ from starlette.routing import BaseRoute
 
 from onestack.compute import errors, policies
 from onestack.compute.api import (
+    aggregates,
     common,
+    extras,
     flavors,
     hosts,
+    images,
     keypairs,
     metadata,
     misc,
+    net_proxies,
     quotas,
     server_groups,
     server_meta,
@@ -50,7 +54,8 @@ log = logging.getLogger("onestack.compute")
 def routes() -> list[BaseRoute]:
     return [*versions.routes, *flavors.routes, *keypairs.routes, *misc.routes,
             *servers.routes, *server_meta.routes, *hosts.routes, *metadata.routes,
-            *server_groups.routes, *quotas.routes]
+            *server_groups.routes, *quotas.routes, *net_proxies.routes,
+            *images.routes, *extras.routes, *aggregates.routes]
 
 
 def make_state(runtime: Runtime) -> ComputeState:
@@ -159,7 +164,33 @@ async def build(runtime: Runtime) -> ASGIApp:
     runtime.extras["compute"] = st
     app = build_service_app(routes(), errors.render)
     app.state.compute = st
-    return common.Microversions(app, errors.render)
+    return ComputeRequestId(common.Microversions(app, errors.render))
+
+
+class ComputeRequestId:
+    """Nova answers with its request id twice: ``x-openstack-request-id`` (set
+    at the root for every service) and ``x-compute-request-id``, which clients
+    and Tempest read."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        rid = (scope.get("state") or {}).get("request_id")  # the root's RequestIdMiddleware
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start" and rid:
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"x-compute-request-id" for k, _ in headers):
+                    headers.append((b"x-compute-request-id", rid.encode()))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 SERVICE = ServiceSpec(

@@ -44,6 +44,9 @@ class RequestContext:
     request_id: str
     auth: AuthInfo | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # policy_creds() of ``auth``: built once, as a listing checks policies per item
+    _creds: tuple[AuthInfo | None, dict[str, Any]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @property
     def user_id(self) -> str | None:
@@ -62,7 +65,18 @@ class RequestContext:
         return bool(self.auth and self.auth.system_scope)
 
     def policy_creds(self) -> dict[str, Any]:
-        """The credential dict the policy engine checks rules against."""
+        """The credential dict the policy engine checks rules against.
+
+        Built once per ``auth`` (the same dict is returned again until ``auth``
+        changes): callers read it, never change it."""
+        cached = self._creds
+        if cached is not None and cached[0] is self.auth:
+            return cached[1]
+        creds = self._build_creds()
+        self._creds = (self.auth, creds)
+        return creds
+
+    def _build_creds(self) -> dict[str, Any]:
         a = self.auth
         if a is None:
             return {"roles": [], "is_admin": False}

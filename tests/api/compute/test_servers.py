@@ -138,6 +138,22 @@ async def test_update_name_and_description(nova: Compute) -> None:
     fault(r, "badRequest", 400)  # description before 2.19
     r = await nova.req("PUT", f"/servers/{sid}", json={"server": {"name": " x"}})
     fault(r, "badRequest", 400)
+    # before 2.75 the answer has none of GET's extended attributes; from 2.75 all
+    await nova.wait(sid, "ACTIVE")
+    r = await nova.req("PUT", f"/servers/{sid}", version="2.74",
+                       json={"server": {"name": "n"}})
+    old = r.json()["server"]
+    assert not [k for k in old if k.startswith(("OS-EXT-", "OS-SRV-USG:"))], old
+    assert "key_name" not in old and "security_groups" not in old
+    r = await nova.req("PUT", f"/servers/{sid}", version="2.75",
+                       json={"server": {"name": "n"}})
+    new = r.json()["server"]
+    assert new["OS-EXT-STS:vm_state"] == "active" and "key_name" in new
+    # rebuild answers with user_data from 2.57
+    r = await nova.req("POST", f"/servers/{sid}/action", version="2.57",
+                       json={"rebuild": {"imageRef": img["id"]}})
+    assert r.status_code == 202, r.text
+    assert r.json()["server"]["user_data"] is None
 
 
 async def _act(nova: Compute, sid: str, body: dict[str, Any], token: str | None = None,
@@ -293,3 +309,37 @@ async def test_block_device_mapping_v2_image_root_disk(nova: Compute) -> None:
     # nothing was created by the refused requests
     r = await nova.req("GET", "/servers", demo)
     assert len(r.json()["servers"]) == 2
+
+
+async def test_access_ips_are_checked_and_normalised(nova: Compute) -> None:
+    img = await nova.image()
+    made = await nova.boot(imageRef=img["id"], accessIPv4="1.1.1.1",
+                           accessIPv6="0000:0000:0000:0000:0000:babe:220.12.22.2")
+    srv = await nova.wait(made["server"]["id"], "ACTIVE")
+    assert (srv["accessIPv4"], srv["accessIPv6"]) == ("1.1.1.1", "::babe:dc0c:1602")
+    for key, bad in (("accessIPv4", "notvalid"), ("accessIPv4", "1.1.1.1.1.1"),
+                     ("accessIPv4", "::1"), ("accessIPv6", "notvalid"),
+                     ("accessIPv6", "1.1.1.1")):
+        r = await nova.req("POST", "/servers", version="2.37", json={"server": {
+            "name": "x", "imageRef": img["id"], "flavorRef": "42", "networks": "none",
+            key: bad}})
+        assert "is not a 'ipv" in fault(r, "badRequest", 400), (key, bad)
+        r = await nova.req("PUT", f"/servers/{srv['id']}", json={"server": {key: bad}})
+        fault(r, "badRequest", 400)
+    r = await nova.req("PUT", f"/servers/{srv['id']}", json={"server": {"accessIPv4": ""}})
+    assert r.json()["server"]["accessIPv4"] == ""
+
+
+async def test_resize_sets_the_disk_config(nova: Compute) -> None:
+    img = await nova.image()
+    sid = (await nova.boot(imageRef=img["id"], **{"OS-DCF:diskConfig": "MANUAL"}))[
+        "server"]["id"]
+    await nova.wait(sid, "ACTIVE")
+    r = await nova.req("POST", f"/servers/{sid}/action", json={
+        "resize": {"flavorRef": "84", "OS-DCF:diskConfig": "AUTO"}})
+    assert r.status_code == 202, r.text
+    srv = await nova.wait(sid, "VERIFY_RESIZE")
+    assert srv["OS-DCF:diskConfig"] == "AUTO"
+    r = await nova.req("POST", f"/servers/{sid}/action", json={
+        "resize": {"flavorRef": "42", "OS-DCF:diskConfig": "SOMETIMES"}})
+    fault(r, "badRequest", 400)

@@ -22,6 +22,12 @@ async def test_root_lists_v20_and_v21(cloud: Cloud) -> None:
     assert versions["v2.0"]["version"] == "" and versions["v2.0"]["min_version"] == ""
     # the root is not under microversion control
     assert "OpenStack-API-Version" not in r.headers
+    # every self link can be followed (Tempest's test_get_version_details)
+    for v in versions.values():
+        (link,) = [x["href"] for x in v["links"] if x["rel"] == "self"]
+        doc = await cloud.client.get(link.replace("http://onestack.test", ""))
+        assert doc.status_code == 200, link
+        assert doc.json()["version"]["id"] == v["id"]
 
 
 @pytest.mark.parametrize("path", ["/compute/v2.1", "/compute/v2.1/"])
@@ -99,3 +105,11 @@ async def test_catalog_has_compute(cloud: Cloud) -> None:
     assert entry["name"] == "nova"
     urls = {e["url"] for e in entry["endpoints"]}
     assert urls == {"http://127.0.0.1:8780/compute/v2.1"}
+
+
+async def test_compute_request_id_matches_the_openstack_one(cloud: Cloud) -> None:
+    r = await cloud.client.get("/compute/v2.1/flavors",
+                               headers={"X-Auth-Token": cloud.admin_token})
+    assert r.status_code == 200
+    assert r.headers["x-compute-request-id"] == r.headers["x-openstack-request-id"]
+    assert r.headers["x-compute-request-id"].startswith("req-")

@@ -4,6 +4,7 @@ pagination."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -91,8 +92,19 @@ def version(request: Request) -> APIVersion:
 
 
 def supports(request: Request, minimum: str) -> bool:
-    """True if the request's microversion is at least ``minimum``."""
-    return version(request) >= APIVersion.parse(minimum)
+    """True if the request's microversion is at least ``minimum``.
+
+    Handlers ask this many times per request (a listing about a dozen times per
+    server), so ``minimum`` is parsed once per process and compared as a tuple."""
+    v: APIVersion = request.scope.get(SCOPE_KEY, VERSIONS.minimum)
+    return (v.major, v.minor) >= _parsed(minimum)
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(minimum: str) -> tuple[int, int]:
+    """Raises: BadRequest (a malformed version in the code, never the caller's)."""
+    v = APIVersion.parse(minimum)
+    return v.major, v.minor
 
 
 # -- context and policy -------------------------------------------------------------

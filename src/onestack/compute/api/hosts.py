@@ -1,4 +1,5 @@
-"""``/os-hypervisors`` (list, detail, show, statistics), ``/os-services`` (list,
+"""``/os-hypervisors`` (list, detail, show, statistics, uptime, search, servers),
+``/os-hosts`` (list, show, update, power actions; until 2.43), ``/os-services`` (list,
 enable/disable/force down) and ``/os-simple-tenant-usage`` (list, show)."""
 
 from __future__ import annotations
@@ -6,20 +7,22 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.compute import errors
 from onestack.compute.api import common as c
-from onestack.compute.models import Service
+from onestack.compute.models import Instance, Service
 from onestack.compute.service import hosts as svc
 from onestack.compute.service import usage as usage_svc
 from onestack.compute.service.scheduler import _free
 from onestack.compute.state import ComputeState
-from onestack.core.errors import BadRequest, NotFound
+from onestack.core.errors import BadRequest, CloudError, NotFound
 from onestack.core.http import JSONResponse, read_json
 
 H = "os_compute_api:os-hypervisors:"
@@ -28,6 +31,10 @@ U = "os_compute_api:os-simple-tenant-usage:"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                      r"[0-9a-fA-F]{12}$")
 HYPERVISOR_VERSION = 1000  # the fake driver's (Nova's fake reports 1000)
+
+
+class HTTPError501(CloudError):
+    status_code = 501
 
 
 def _usec(t: datetime | None) -> str | None:
@@ -64,7 +71,7 @@ def hypervisor_view(request: Request, h: svc.Hypervisor, detail: bool,
                         "disabled_reason": service.disabled_reason if service else None},
         })
         if c.supports(request, "2.88"):
-            out["uptime"] = None
+            out["uptime"] = host_uptime(c.state(request), n.host)
         else:
             cpu_info: Any = {}
             free_disk = _free(n)[2]
@@ -157,6 +164,168 @@ async def hypervisor_statistics(request: Request) -> Response:
     stats["current_workload"] = 0
     stats["running_vms"] = sum(h.running_vms for h in rows)
     return JSONResponse({"hypervisor_statistics": stats})
+
+
+def host_uptime(st: ComputeState, host: str) -> str | None:
+    """``uptime``'s line for this host, from /proc (another host's is unknown
+    here: ``None``)."""
+    if host != st.host:
+        return None
+    try:
+        seconds = float(Path("/proc/uptime").read_text().split()[0])
+        loads = Path("/proc/loadavg").read_text().split()[:3]
+    except (OSError, ValueError, IndexError):
+        return None
+    days, rest = divmod(int(seconds), 86400)
+    hours, minutes = rest // 3600, rest % 3600 // 60
+    up = (f"{days} day{'s' if days != 1 else ''}, " if days else "") + f"{hours:2d}:{minutes:02d}"
+    now = datetime.now().strftime("%H:%M:%S")
+    return f" {now} up {up},  0 users,  load average: {', '.join(loads)}"
+
+
+async def hypervisor_uptime(request: Request) -> Response:
+    if c.supports(request, "2.88"):
+        raise NotFound("The resource could not be found.")
+    await c.authorize(request, H + "uptime")
+    ident = request.path_params["hypervisor_id"]
+    if c.supports(request, "2.53") and not UUID_RE.match(ident):
+        raise BadRequest(f"Invalid uuid {ident}")
+    st = c.state(request)
+    h = await svc.hypervisor(st, ident, by_uuid=c.supports(request, "2.53"))
+    uptime = host_uptime(st, h.node.host)
+    if uptime is None:
+        raise HTTPError501("Virt driver does not implement host uptime function.")
+    out = hypervisor_view(request, h, False, False)
+    out["uptime"] = uptime
+    return JSONResponse({"hypervisor": out})
+
+
+async def _hypervisors_matching(request: Request, rule: str,
+                                with_servers: bool) -> Response:
+    """Before 2.53: ``/os-hypervisors/{pattern}/search`` and ``.../servers``."""
+    if c.supports(request, "2.53"):
+        raise NotFound("The resource could not be found.")
+    await c.authorize(request, H + rule)
+    pattern = request.path_params["pattern"]
+    rows = await svc.hypervisors(c.state(request), with_servers=with_servers,
+                                 pattern=pattern)
+    if not rows:
+        raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
+    return JSONResponse({"hypervisors": [hypervisor_view(request, h, False, with_servers)
+                                         for h in rows]})
+
+
+async def hypervisors_search(request: Request) -> Response:
+    return await _hypervisors_matching(request, "search", False)
+
+
+async def hypervisors_servers(request: Request) -> Response:
+    return await _hypervisors_matching(request, "servers", True)
+
+
+# -- os-hosts (until 2.43) -------------------------------------------------------------------
+
+HS = "os_compute_api:os-hosts:"
+
+
+def _hosts_api(request: Request) -> None:
+    if c.supports(request, "2.43"):
+        raise NotFound("The resource could not be found.")
+
+
+async def hosts_index(request: Request) -> Response:
+    _hosts_api(request)
+    await c.authorize(request, HS + "list", {})
+    st = c.state(request)
+    zone = c.query_one(request, "zone")
+    rows = [{"host_name": r.host, "service": r.topic, "zone": svc.zone_of(st, r)}
+            for r in await svc.list_services(st)]
+    if zone:  # a blank zone is no filter, as in Nova
+        rows = [r for r in rows if r["zone"] == zone]
+    return JSONResponse({"hosts": rows})
+
+
+async def host_show(request: Request) -> Response:
+    """A compute host's resources: its total, what is in use now, what its servers
+    take, and what each project's servers take."""
+    _hosts_api(request)
+    await c.authorize(request, HS + "show", {})
+    host = request.path_params["host_name"]
+    st = c.state(request)
+    nodes = [h.node for h in await svc.hypervisors(st) if h.node.host == host]
+    if not nodes:
+        raise NotFound(f"Compute host {host} could not be found.")
+    async with st.db.read() as s:
+        servers = list(await s.execute(
+            select(Instance.project_id, Instance.vcpus, Instance.memory_mb,
+                   Instance.root_gb, Instance.ephemeral_gb)
+            .where(Instance.host == host, Instance.deleted.is_(False))))
+
+    def resource(project: str, cpu: int, mem: int, disk: int) -> dict[str, Any]:
+        return {"resource": {"host": host, "project": project, "cpu": cpu,
+                             "memory_mb": mem, "disk_gb": disk}}
+
+    per_project: dict[str, list[int]] = {}
+    for project, vcpus, mem, root, eph in servers:
+        acc = per_project.setdefault(project, [0, 0, 0])
+        acc[0] += vcpus
+        acc[1] += mem
+        acc[2] += root + eph
+    used_max = [sum(v[i] for v in per_project.values()) for i in range(3)]
+    out = [resource("(total)", sum(n.vcpus for n in nodes), sum(n.memory_mb for n in nodes),
+                    sum(n.local_gb for n in nodes)),
+           resource("(used_now)", sum(n.vcpus_used for n in nodes),
+                    sum(n.memory_mb_used for n in nodes),
+                    sum(n.local_gb_used for n in nodes)),
+           resource("(used_max)", *used_max)]
+    out += [resource(p, *v) for p, v in sorted(per_project.items())]
+    return JSONResponse({"host": out})
+
+
+HOST_SWITCH = ("enable", "disable", "Enable", "Disable", "ENABLE", "DISABLE")
+
+
+async def _compute_host(st: ComputeState, host: str) -> None:
+    """Raises: NotFound (no nova-compute service on ``host``)."""
+    if not await svc.list_services(st, "nova-compute", host):
+        raise NotFound(f"Compute host {host} could not be found.")
+
+
+async def host_update(request: Request) -> Response:
+    """``status`` enables or disables the host's nova-compute service (what the
+    scheduler reads); maintenance mode is a driver feature none of ours has (501,
+    as libvirt answers)."""
+    _hosts_api(request)
+    await c.authorize(request, HS + "update", {})
+    body = c.expect_object(await read_json(request), "", ("status", "maintenance_mode"))
+    for key in ("status", "maintenance_mode"):
+        if key in body and body[key] not in HOST_SWITCH:
+            raise errors.invalid_field(key, body[key],
+                                       f"{body[key]!r} is not one of {list(HOST_SWITCH)!r}")
+    status, maintenance = body.get("status"), body.get("maintenance_mode")
+    if status is None and maintenance is None:
+        raise BadRequest("'status' or 'maintenance_mode' needed for host update")
+    host = request.path_params["host_name"]
+    st = c.state(request)
+    await _compute_host(st, host)
+    if maintenance is not None:
+        raise HTTPError501("Virt driver does not implement host maintenance mode.")
+    enabled = str(status).lower() == "enable"
+    await svc.update_service(st, host=host, binary="nova-compute", change=svc.ServiceUpdate(
+        status="enabled" if enabled else "disabled"))
+    return JSONResponse({"host": host, "status": "enabled" if enabled else "disabled"})
+
+
+async def host_power(request: Request) -> Response:
+    """``startup``, ``shutdown``, ``reboot``: no driver here powers hosts (501)."""
+    _hosts_api(request)
+    action = request.path_params["action"]
+    rule = {"startup": "start", "shutdown": "shutdown", "reboot": "reboot"}.get(action)
+    if rule is None:
+        raise NotFound("The resource could not be found.")
+    await c.authorize(request, HS + rule, {})
+    await _compute_host(c.state(request), request.path_params["host_name"])
+    raise HTTPError501("Virt driver does not implement host power management.")
 
 
 # -- os-services ---------------------------------------------------------------------------
@@ -336,6 +505,13 @@ routes = [
     Route(f"{P}/os-hypervisors/detail", hypervisors_detail, methods=["GET"]),
     Route(f"{P}/os-hypervisors/statistics", hypervisor_statistics, methods=["GET"]),
     Route(f"{P}/os-hypervisors/{{hypervisor_id}}", hypervisor_show, methods=["GET"]),
+    Route(f"{P}/os-hypervisors/{{hypervisor_id}}/uptime", hypervisor_uptime, methods=["GET"]),
+    Route(f"{P}/os-hypervisors/{{pattern}}/search", hypervisors_search, methods=["GET"]),
+    Route(f"{P}/os-hypervisors/{{pattern}}/servers", hypervisors_servers, methods=["GET"]),
+    Route(f"{P}/os-hosts", hosts_index, methods=["GET"]),
+    Route(f"{P}/os-hosts/{{host_name}}", host_show, methods=["GET"]),
+    Route(f"{P}/os-hosts/{{host_name}}", host_update, methods=["PUT"]),
+    Route(f"{P}/os-hosts/{{host_name}}/{{action}}", host_power, methods=["GET"]),
     Route(f"{P}/os-services", services_index, methods=["GET"]),
     Route(f"{P}/os-services/{{service_id}}", service_update, methods=["PUT"]),
     Route(f"{P}/os-simple-tenant-usage", usage_index, methods=["GET"]),

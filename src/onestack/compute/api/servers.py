@@ -5,6 +5,7 @@ delete, the actions (``POST /servers/{id}/action``) and
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from starlette.routing import Route
 
 from onestack.compute import errors
 from onestack.compute.api import common as c
+from onestack.compute.api import net_proxies
 from onestack.compute.models import Instance, InstanceAction, InstanceActionEvent
 from onestack.compute.service import actions as actions_svc
 from onestack.compute.service import server_groups as groups_svc
@@ -38,13 +40,17 @@ def _usec(t: datetime | None) -> str | None:
     return None if t is None else t.astimezone(UTC).replace(tzinfo=None).isoformat()
 
 
+# a server as the views render it: a row of the database (show, update ...) or of a list
+Server = Instance | svc.Listed
+
+
 def caller(request: Request, ctx: RequestContext) -> svc.Caller:
     return svc.Caller(project_id=ctx.project_id or "", user_id=ctx.user_id or "",
                       token=request.headers.get("x-auth-token", ""),
                       request_id=ctx.request_id, is_admin=c.is_admin(request, ctx))
 
 
-def target(inst: Instance) -> dict[str, str]:
+def target(inst: Server) -> dict[str, str]:
     return {"project_id": inst.project_id, "user_id": inst.user_id}
 
 
@@ -62,7 +68,7 @@ async def _authorized_server(request: Request, action: str) -> tuple[RequestCont
 
 # -- rendering -------------------------------------------------------------------------
 
-def addresses(inst: Instance) -> dict[str, list[dict[str, Any]]]:
+def addresses(inst: Server) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for port in inst.network_info or []:
         entries = out.setdefault(port.get("network_name") or port["network_id"], [])
@@ -74,53 +80,100 @@ def addresses(inst: Instance) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def host_id(inst: Instance) -> str:
+def host_id(inst: Server) -> str:
     if not inst.host:
         return ""
     return hashlib.sha224((inst.project_id + inst.host).encode()).hexdigest()
 
 
-def brief(request: Request, inst: Instance) -> dict[str, Any]:
-    return {"id": inst.uuid, "name": inst.display_name,
-            "links": c.resource_links(request, COLLECTION, inst.uuid)}
+class View:
+    """What rendering a server needs from its request, worked out once: the
+    microversion's switches, the link prefixes, and the policy answers, which
+    depend only on the server's (project, user) (a listing renders up to a
+    thousand servers of a handful of owners)."""
+
+    def __init__(self, request: Request, ctx: RequestContext) -> None:
+        self.request, self.ctx = request, ctx
+        at = c.supports
+        self.v2_3, self.v2_9, self.v2_16 = at(request, "2.3"), at(request, "2.9"), at(request, "2.16")
+        self.v2_19, self.v2_26, self.v2_47 = (at(request, "2.19"), at(request, "2.26"),
+                                              at(request, "2.47"))
+        self.v2_63, self.v2_73, self.v2_90 = (at(request, "2.63"), at(request, "2.73"),
+                                              at(request, "2.90"))
+        self.v2_96, self.v2_98, self.v2_100 = (at(request, "2.96"), at(request, "2.98"),
+                                               at(request, "2.100"))
+        self.base = service_url(request)
+        self._self = f"{self.base}{c.API_PREFIX}/{COLLECTION}/"
+        self._bookmark = f"{self.base}/{COLLECTION}/"
+        self._allowed: dict[tuple[str, str, str], bool] = {}
+        self._host_ids: dict[tuple[str, str], str] = {}
+
+    def allowed(self, action: str, inst: Server) -> bool:
+        key = (action, inst.project_id, inst.user_id)
+        ok = self._allowed.get(key)
+        if ok is None:
+            ok = self._allowed[key] = c.allowed(self.request, self.ctx, action, target(inst))
+        return ok
+
+    def links(self, ident: str) -> list[dict[str, str]]:
+        """``c.resource_links`` of a server."""
+        return [{"rel": "self", "href": self._self + ident},
+                {"rel": "bookmark", "href": self._bookmark + ident}]
+
+    def host_id(self, inst: Server) -> str:
+        if not inst.host:
+            return ""
+        key = (inst.project_id, inst.host)
+        hid = self._host_ids.get(key)
+        if hid is None:
+            hid = self._host_ids[key] = host_id(inst)
+        return hid
 
 
-def _flavor(request: Request, inst: Instance, ctx: RequestContext) -> dict[str, Any]:
+def brief(request: Request, inst: Server, view: View | None = None) -> dict[str, Any]:
+    links = (view.links(inst.uuid) if view is not None
+             else c.resource_links(request, COLLECTION, inst.uuid))
+    return {"id": inst.uuid, "name": inst.display_name, "links": links}
+
+
+def _flavor(view: View, inst: Server) -> dict[str, Any]:
     f = inst.flavor
-    if not c.supports(request, "2.47"):
-        base = service_url(request)
+    if not view.v2_47:
         return {"id": f["flavorid"], "links": [
-            {"rel": "bookmark", "href": f"{base}/flavors/{f['flavorid']}"}]}
+            {"rel": "bookmark", "href": f"{view.base}/flavors/{f['flavorid']}"}]}
     out = {"vcpus": f["vcpus"], "ram": f["ram"], "disk": f["disk"],
            "ephemeral": f["ephemeral"], "swap": f["swap"], "original_name": f["name"]}
-    if c.allowed(request, ctx, "os_compute_api:os-flavor-extra-specs:index", target(inst)):
+    if view.allowed("os_compute_api:os-flavor-extra-specs:index", inst):
         out["extra_specs"] = f.get("extra_specs", {})
     return out
 
 
-def _image(request: Request, inst: Instance) -> dict[str, Any]:
-    base = service_url(request)
+def _image(view: View, inst: Server) -> dict[str, Any]:
     out: dict[str, Any] = {"id": inst.image_ref, "links": [
-        {"rel": "bookmark", "href": f"{base}/images/{inst.image_ref}"}]}
-    if c.supports(request, "2.98"):
+        {"rel": "bookmark", "href": f"{view.base}/images/{inst.image_ref}"}]}
+    if view.v2_98:
         out["properties"] = {k: str(v) for k, v in
                              (inst.image.get("properties") or {}).items()}
     return out
 
 
-def full(request: Request, inst: Instance, ctx: RequestContext) -> dict[str, Any]:
-    admin = c.allowed(request, ctx, "os_compute_api:os-extended-server-attributes",
-                      target(inst))
+def full(request: Request, inst: Server, ctx: RequestContext,
+         view: View | None = None) -> dict[str, Any]:
+    """The server as show and the detailed list render it (``view``: the
+    request's, shared by a listing's servers)."""
+    if view is None:
+        view = View(request, ctx)
+    admin = view.allowed("os_compute_api:os-extended-server-attributes", inst)
     status = svc.status(inst)
     out: dict[str, Any] = {
         "id": inst.uuid, "name": inst.display_name, "status": status,
         "tenant_id": inst.project_id, "user_id": inst.user_id,
-        "metadata": dict(inst.metadata_ or {}), "hostId": host_id(inst),
-        "image": _image(request, inst), "flavor": _flavor(request, inst, ctx),
+        "metadata": dict(inst.metadata_ or {}), "hostId": view.host_id(inst),
+        "image": _image(view, inst), "flavor": _flavor(view, inst),
         "created": _time(inst.created_at), "updated": _time(inst.updated_at or inst.created_at),
         "addresses": addresses(inst), "accessIPv4": inst.access_ip_v4 or "",
         "accessIPv6": inst.access_ip_v6 or "",
-        "links": c.resource_links(request, COLLECTION, inst.uuid),
+        "links": view.links(inst.uuid),
         "OS-DCF:diskConfig": inst.disk_config,
         "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
         "config_drive": inst.config_drive, "key_name": inst.key_name,
@@ -144,7 +197,7 @@ def full(request: Request, inst: Instance, ctx: RequestContext) -> dict[str, Any
         out["OS-EXT-SRV-ATTR:host"] = inst.host
         out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
         out["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst.id:08x}"
-        if c.supports(request, "2.3"):
+        if view.v2_3:
             out.update({
                 "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
                 "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
@@ -153,26 +206,25 @@ def full(request: Request, inst: Instance, ctx: RequestContext) -> dict[str, Any
                 "OS-EXT-SRV-ATTR:root_device_name": None,
                 "OS-EXT-SRV-ATTR:user_data": inst.user_data,
             })
-    elif c.supports(request, "2.90"):
+    elif view.v2_90:
         out["OS-EXT-SRV-ATTR:hostname"] = inst.hostname
-    if c.supports(request, "2.3"):
+    if view.v2_3:
         out["os-extended-volumes:volumes_attached"] = []
-    if c.supports(request, "2.9"):
+    if view.v2_9:
         out["locked"] = inst.locked
-    if c.supports(request, "2.16") and c.allowed(request, ctx, S + "show:host_status",
-                                                 target(inst)):
+    if view.v2_16 and view.allowed(S + "show:host_status", inst):
         out["host_status"] = "UP" if inst.host else ""
-    if c.supports(request, "2.19"):
+    if view.v2_19:
         out["description"] = inst.display_description
-    if c.supports(request, "2.26"):
+    if view.v2_26:
         out["tags"] = list(inst.tags or [])
-    if c.supports(request, "2.63"):
+    if view.v2_63:
         out["trusted_image_certificates"] = None
-    if c.supports(request, "2.73"):
+    if view.v2_73:
         out["locked_reason"] = inst.locked_reason
-    if c.supports(request, "2.96"):
+    if view.v2_96:
         out["pinned_availability_zone"] = inst.requested_availability_zone
-    if c.supports(request, "2.100"):
+    if view.v2_100:
         out["scheduler_hints"] = dict(inst.scheduler_hints or {})
     return out
 
@@ -209,6 +261,26 @@ def _parse_networks(request: Request, value: Any) -> str | list[svc.NetworkReque
         out.append(svc.NetworkRequest(network_id=net.get("uuid"), port_id=net.get("port"),
                                       fixed_ip=fixed, tag=net.get("tag")))
     return out
+
+
+def access_ip(value: Any, key: str) -> str | None:
+    """accessIPv4/accessIPv6: an address of that family (Nova's ``ipv4``/``ipv6``
+    formats), kept in its normal form as Nova's netaddr does; "" clears it.
+
+    Raises:
+        BadRequest.
+    """
+    text = c.check_string(value, key)
+    if not text:
+        return None
+    family = "ipv4" if key == "accessIPv4" else "ipv6"
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        addr = None
+    if addr is None or (addr.version == 4) != (family == "ipv4"):
+        raise errors.invalid_field(key, text, f"{text!r} is not a '{family}'")
+    return str(addr)
 
 
 BDM_KEYS = ("source_type", "destination_type", "uuid", "boot_index", "device_name",
@@ -355,7 +427,7 @@ def parse_create(request: Request, body: Any) -> svc.CreateRequest:
     req.disk_config = dc
     for key, attr in (("accessIPv4", "access_ip_v4"), ("accessIPv6", "access_ip_v6")):
         if srv.get(key) is not None:
-            setattr(req, attr, c.check_string(srv[key], key))
+            setattr(req, attr, access_ip(srv[key], key))
     if "config_drive" in srv:
         req.config_drive = c.check_bool(srv["config_drive"], "config_drive")
     if "return_reservation_id" in srv:
@@ -474,11 +546,11 @@ def _filters(request: Request, ctx: RequestContext, detail: bool) -> svc.ListFil
 async def _list(request: Request, detail: bool) -> Response:
     ctx = await c.authorize(request, S + ("detail" if detail else "index"))
     f = _filters(request, ctx, detail)
-    rows = await svc.list_servers(c.state(request), f)
     limit, marker = c.limit_and_marker(request)
-    page = c.paginate(rows, lambda i: i.uuid, limit, marker,
-                      BadRequest(f"marker [{marker}] not found"))
-    items = [full(request, i, ctx) if detail else brief(request, i) for i in page]
+    page = await svc.list_servers(c.state(request), f, limit, marker, brief=not detail)
+    view = View(request, ctx)
+    items = [full(request, i, ctx, view) if detail else brief(request, i, view)
+             for i in page]
     body: dict[str, Any] = {"servers": items}
     links = c.collection_links(request, [{"id": i.uuid} for i in page],
                                "servers/detail" if detail else "servers", "id")
@@ -495,10 +567,27 @@ async def detail(request: Request) -> Response:
     return await _list(request, True)
 
 
-async def full_one(request: Request, inst: Instance, ctx: RequestContext) -> dict[str, Any]:
+# What the answers of update and rebuild leave out before 2.75, which made them
+# show everything GET shows (Nova's view flags off for these extensions).
+_NOT_IN_UPDATE = ("OS-EXT-AZ:", "OS-EXT-STS:", "OS-EXT-SRV-ATTR:", "OS-SRV-USG:",
+                  "os-extended-volumes:")
+_NOT_IN_UPDATE_KEYS = ("config_drive", "key_name", "security_groups", "host_status")
+
+
+async def full_one(request: Request, inst: Instance, ctx: RequestContext, *,
+                   changed: bool = False) -> dict[str, Any]:
     """``full`` of one server, with 2.71's ``server_groups`` (show, update and
-    rebuild have it; the list does not, as in Nova)."""
+    rebuild have it; the list does not, as in Nova). ``changed``: the answer of
+    update or rebuild, without the extended attributes before 2.75."""
     out = full(request, inst, ctx)
+    if changed and not c.supports(request, "2.75"):
+        for key in list(out):
+            if key.startswith(_NOT_IN_UPDATE) or key in _NOT_IN_UPDATE_KEYS:
+                del out[key]
+        for entries in (out.get("addresses") or {}).values():
+            for entry in entries:
+                entry.pop("OS-EXT-IPS:type", None)
+                entry.pop("OS-EXT-IPS-MAC:mac_addr", None)
     if c.supports(request, "2.71"):
         async with c.state(request).db.read() as s:
             group = (await groups_svc.groups_of(s, [inst.uuid])).get(inst.uuid)
@@ -530,14 +619,14 @@ async def update(request: Request) -> Response:
                                             pattern=r"^[a-zA-Z0-9-._]*$")
     for key, attr in (("accessIPv4", "access_ip_v4"), ("accessIPv6", "access_ip_v6")):
         if key in srv:
-            values[attr] = c.check_string(srv[key], key, nullable=True)
+            values[attr] = None if srv[key] is None else access_ip(srv[key], key)
     if "OS-DCF:diskConfig" in srv:
         if srv["OS-DCF:diskConfig"] not in ("AUTO", "MANUAL"):
             raise errors.invalid_field("OS-DCF:diskConfig", srv["OS-DCF:diskConfig"],
                                        "not one of ['AUTO', 'MANUAL']")
         values["disk_config"] = srv["OS-DCF:diskConfig"]
     inst = await svc.update_server(c.state(request), inst.uuid, values, None)
-    return JSONResponse({"server": await full_one(request, inst, ctx)})
+    return JSONResponse({"server": await full_one(request, inst, ctx, changed=True)})
 
 
 async def delete(request: Request) -> Response:
@@ -674,9 +763,11 @@ async def _resize(request: Request, arg: Any) -> Response:
     ctx, inst = await _authorized_server(request, S + "resize")
     c.expect_object(arg, "resize", ("flavorRef", "OS-DCF:diskConfig"), ("flavorRef",),
                     path="resize")
-    _disk_config(arg)
+    dc = _disk_config(arg)
     await actions_svc.resize(c.state(request), inst.uuid, caller(request, ctx),
                              _flavor_ref(arg["flavorRef"]))
+    if dc is not None:  # the resized server's disk config, as Nova records it
+        await svc.update_server(c.state(request), inst.uuid, {"disk_config": dc}, None)
     return Response(status_code=202)
 
 
@@ -731,7 +822,7 @@ def parse_rebuild(request: Request, arg: Any) -> tuple[actions_svc.RebuildReques
                                       max_length=255, pattern=r"^[a-zA-Z0-9-._]*$")
     for key, attr in (("accessIPv4", "access_ip_v4"), ("accessIPv6", "access_ip_v6")):
         if arg.get(key) is not None:
-            setattr(req, attr, c.check_string(arg[key], key))
+            setattr(req, attr, access_ip(arg[key], key))
     req.disk_config = _disk_config(arg)
     if "preserve_ephemeral" in arg:
         c.check_bool(arg["preserve_ephemeral"], "preserve_ephemeral")
@@ -747,7 +838,9 @@ async def _rebuild(request: Request, arg: Any) -> Response:
     ctx, inst = await _authorized_server(request, S + "rebuild")
     req, password = parse_rebuild(request, arg)
     inst = await actions_svc.rebuild(c.state(request), inst.uuid, caller(request, ctx), req)
-    out = await full_one(request, inst, ctx)
+    out = await full_one(request, inst, ctx, changed=True)
+    if c.supports(request, "2.57"):
+        out["user_data"] = inst.user_data
     out["adminPass"] = password or svc.generate_password()
     return JSONResponse({"server": out}, status_code=202)
 
@@ -815,6 +908,8 @@ MORE_ACTIONS: dict[str, ActionHandler] = {
     "confirmResize": _confirm_resize, "rescue": _rescue, "resize": _resize,
     "rebuild": _rebuild, "createImage": _create_image, "shelve": _shelve,
     "unshelve": _unshelve, "forceDelete": _force_delete, "restore": _restore,
+    # addSecurityGroup, removeSecurityGroup, addFloatingIp, removeFloatingIp
+    **net_proxies.ACTIONS,
 }
 
 

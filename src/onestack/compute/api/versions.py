@@ -45,8 +45,20 @@ async def version(request: Request) -> Response:
     return JSONResponse({"version": v21(request, full=True)})
 
 
+async def version_20(request: Request) -> Response:
+    """The v2.0 document its self link points to (there is no v2.0 API behind
+    it: clients use v2.1, which v2.0 requests are in Nova too)."""
+    doc = v20(request)
+    doc["links"].append({"rel": "describedby", "type": "text/html", "href": DOCS})
+    doc["media-types"] = [{"base": "application/json",
+                           "type": "application/vnd.openstack.compute+json;version=2"}]
+    return JSONResponse({"version": doc})
+
+
 routes = [
     Route("/", root, methods=["GET"]),
     Route(c.API_PREFIX, version, methods=["GET"]),
     Route(c.API_PREFIX + "/", version, methods=["GET"]),
+    Route("/v2", version_20, methods=["GET"]),
+    Route("/v2/", version_20, methods=["GET"]),
 ]
