@@ -160,6 +160,8 @@ def build_conf(
         add_object_storage_options(conf, catalog)
     if "network" in types and token:
         add_network_options(conf, catalog, token)
+    if available["nova"] and token:
+        add_compute_options(conf, catalog, token)
     return conf
 
 
@@ -211,6 +213,105 @@ def add_network_options(conf: configparser.ConfigParser, catalog: list[dict[str,
         "port_security": str("port-security" in aliases).lower(),
         "floating_ips": "true",
     }
+
+
+def _endpoint(catalog: list[dict[str, Any]], service_type: str) -> str:
+    entry = next(e for e in catalog if e.get("type") == service_type)
+    url: str = next(ep["url"] for ep in entry["endpoints"] if ep.get("interface") == "public")
+    return url.rstrip("/")
+
+
+def _send_json(url: str, token: str, body: Any, method: str = "POST",
+               content_type: str = "application/json") -> Any:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data, method=method, headers={
+        "X-Auth-Token": token, "Content-Type": content_type})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else None
+
+
+def ensure_test_images(catalog: list[dict[str, Any]], token: str) -> list[str]:
+    """Two small public images for Tempest's image_ref and image_ref_alt (found
+    again by name on a second run). Their bytes are not a bootable disk: the
+    Tempest run uses the fake compute driver, which never reads them."""
+    url = _endpoint(catalog, "image") + "/v2/images"
+    ids = []
+    for name in ("tempest-image", "tempest-image-alt"):
+        found = _get_json(f"{url}?name={name}", token)["images"]
+        if found:
+            ids.append(found[0]["id"])
+            continue
+        image = _send_json(url, token, {"name": name, "disk_format": "raw",
+                                        "container_format": "bare", "visibility": "public"})
+        _send_json(f"{url}/{image['id']}/file", token, b"\0" * 1024, method="PUT",
+                   content_type="application/octet-stream")
+        ids.append(image["id"])
+    return ids
+
+
+def ensure_shared_network(catalog: list[dict[str, Any]], token: str) -> str:
+    """A shared network with a subnet that Tempest's servers boot on
+    ([compute] fixed_network_name; Tempest does not create isolated networks here)."""
+    url = _endpoint(catalog, "network") + "/v2.0"
+    name = "tempest-shared"
+    if not _get_json(f"{url}/networks?name={name}", token)["networks"]:
+        net = _send_json(f"{url}/networks", token, {"network": {"name": name, "shared": True}})
+        subnet = _send_json(f"{url}/subnets", token, {"subnet": {
+            "network_id": net["network"]["id"], "ip_version": 4, "cidr": "10.199.0.0/20",
+            "name": name}})
+        # a router to the external network, so floating IPs can reach its servers
+        public = _get_json(f"{url}/networks?router:external=true", token)["networks"]
+        if public:
+            router = _send_json(f"{url}/routers", token, {"router": {
+                "name": name, "external_gateway_info": {"network_id": public[0]["id"]}}})
+            _send_json(f"{url}/routers/{router['router']['id']}/add_router_interface", token,
+                       {"subnet_id": subnet["subnet"]["id"]}, method="PUT")
+    return name
+
+
+# Compute features OneStack implements ([compute-feature-enabled]); the rest are
+# off, with the reason in docs/compute.md.
+COMPUTE_FEATURES = {
+    "console_output": True, "pause": True, "disk_config": True, "metadata_service": True,
+    "config_drive": True, "resize": True, "rescue": True, "suspend": True,
+    "shelve": True, "snapshot": True, "change_password": False,
+    "cold_migration": False, "live_migration": False, "vnc_console": False,
+    "spice_console": False, "serial_console": False, "interface_attach": False,
+    "personality": False, "attach_encrypted_volume": False, "enable_instance_password": True,
+    "block_migration_for_live_migration": False, "swap_volume": False,
+    "volume_multiattach": False, "stable_rescue": False, "shelve_migrate": False,
+    "unified_limits": False, "hostname_fqdn_sanitization": True,
+}
+
+
+def add_compute_options(conf: configparser.ConfigParser, catalog: list[dict[str, Any]],
+                        token: str) -> None:
+    """The [compute] sections for OneStack's Nova API (fake driver: servers are
+    ACTIVE at once, nothing boots, so there is no SSH validation)."""
+    image, image_alt = ensure_test_images(catalog, token)
+    # the newest microversion the server offers ("latest" would also run the
+    # tests of newer ones, which it refuses with 406)
+    newest = _get_json(_endpoint(catalog, "compute") + "/", token)["version"]["version"]
+    conf["compute"] = {
+        "catalog_type": "compute",
+        "endpoint_type": "public",
+        "image_ref": image,
+        "image_ref_alt": image_alt,
+        "flavor_ref": "42",  # m1.nano, m1.micro: created on the first start
+        "flavor_ref_alt": "84",
+        "min_microversion": "2.1",
+        "max_microversion": newest or "latest",
+        "build_timeout": "60",
+        "build_interval": "1",
+        "min_compute_nodes": "1",
+    }
+    if conf.has_section("network"):
+        conf["compute"]["fixed_network_name"] = ensure_shared_network(catalog, token)
+    conf["compute-feature-enabled"] = {k: str(v).lower() for k, v in COMPUTE_FEATURES.items()}
+    conf["compute-feature-enabled"]["scheduler_enabled_filters"] = (
+        "AvailabilityZoneFilter,ComputeFilter,ComputeCapabilitiesFilter,"
+        "ImagePropertiesFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter")
 
 
 def swift_info(catalog: list[dict[str, Any]]) -> dict[str, Any]:

@@ -171,4 +171,8 @@ DEFAULTS: dict[str, str] = {
     "os_compute_api:extensions": ANY,
     "os_compute_api:os-instance-usage-audit-log:list": ADMIN,
     "os_compute_api:os-instance-usage-audit-log:show": ADMIN,
+    "os_compute_api:os-migrate-server:migrate": ADMIN,
+    "os_compute_api:os-admin-actions:inject_network_info": ADMIN,
+    # Nova's default since 2023.1: the service role (networking, block storage)
+    "os_compute_api:os-server-external-events:create": "role:service or rule:context_is_admin",
 }

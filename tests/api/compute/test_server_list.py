@@ -103,3 +103,15 @@ async def test_deleted_servers_page_with_changes_since_and_for_admins(nova: Comp
     assert r.status_code == 200 and r.json()["servers"] == []
     r = await nova.req("GET", f"/servers/detail?all_tenants=1&marker={ids['s1']}", admin)
     assert fault(r, "badRequest", 400) == f"marker [{ids['s1']}] not found"
+
+
+async def test_limit_zero_is_an_empty_page(nova: Compute) -> None:
+    img = await nova.image()
+    await nova.boot(imageRef=img["id"])
+    for path in ("/servers?limit=0", "/servers/detail?limit=0"):
+        r = await nova.req("GET", path)
+        assert r.status_code == 200 and r.json()["servers"] == [], r.text
+    r = await nova.req("GET", "/flavors?limit=0")
+    assert r.json()["flavors"] == []
+    r = await nova.req("GET", "/servers?limit=1")
+    assert len(r.json()["servers"]) == 1

@@ -331,8 +331,8 @@ def query_one(request: Request, name: str) -> str | None:
 
 
 def limit_and_marker(request: Request) -> tuple[int, str | None]:
-    """``limit`` (0 or absent: the configured maximum, larger: capped to it) and
-    ``marker``.
+    """``limit`` (absent: the configured maximum, larger: capped to it; 0 is an
+    empty page, as Nova's ``min(max_limit, limit)``) and ``marker``.
 
     Raises:
         BadRequest: limit is not a non-negative integer.
@@ -343,7 +343,7 @@ def limit_and_marker(request: Request) -> tuple[int, str | None]:
     if raw is not None:
         if not re.match(r"^[0-9]+$", raw):
             raise errors.invalid_query("limit", raw, f"{raw!r} does not match '^[0-9]*$'")
-        limit = min(int(raw), max_limit) or max_limit
+        limit = min(int(raw), max_limit)
     return limit, query_one(request, "marker")
 
 

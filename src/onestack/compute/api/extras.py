@@ -21,7 +21,7 @@ from onestack.compute.models import Instance, Service
 from onestack.compute.service import servers as servers_svc
 from onestack.compute.service.scheduler import COMPUTE_BINARY
 from onestack.core.errors import BadRequest, Conflict, NotFound
-from onestack.core.http import JSONResponse
+from onestack.core.http import JSONResponse, read_json
 
 IPS = "os_compute_api:ips:"
 PW = "os_compute_api:os-server-password:"
@@ -324,7 +324,66 @@ async def audit_show(request: Request) -> Response:
 
 P = c.API_PREFIX
 S = P + "/servers/{server_id}"
+# -- os-server-external-events -------------------------------------------------------------
+
+EVENT_NAMES = (("network-changed", "2.1"), ("network-vif-plugged", "2.1"),
+               ("network-vif-unplugged", "2.1"), ("network-vif-deleted", "2.1"),
+               ("volume-extended", "2.51"), ("power-update", "2.76"),
+               ("accelerator-request-bound", "2.82"), ("volume-reimaged", "2.93"))
+
+
+async def external_events(request: Request) -> Response:
+    """What the networking and block storage services tell compute about a
+    server (Neutron's vif plugged, changed ...). Each event gets its own code:
+    200 for a server of this cloud with a host, 422 for one not on a host yet,
+    404 for an unknown one; the answer is 200 when all were taken, 404 when none,
+    207 otherwise. Nothing waits on these events here (the agent plugs a VM's tap
+    itself), so taking one is acknowledging it."""
+    await c.authorize(request, "os_compute_api:os-server-external-events:create")
+    raw = await read_json(request)
+    outer = c.expect_object(raw, "", ("events",), ("events",))
+    events = outer["events"]
+    if not isinstance(events, list) or not events:
+        raise BadRequest("Invalid input for field/attribute events. Value: "
+                         f"{events!r}. {events!r} is too short" if isinstance(events, list)
+                         else f"{events!r} is not of type 'array'")
+    names = [n for n, v in EVENT_NAMES if c.supports(request, v)]
+    parsed = []
+    for event in events:
+        e = c.expect_object(event, "events", ("name", "server_uuid", "status", "tag"),
+                            ("name", "server_uuid"), path="events")
+        if e["name"] not in names:
+            raise BadRequest(f"Invalid input for field/attribute name. Value: {e['name']}. "
+                             f"{e['name']!r} is not one of {names}")
+        status = e.get("status", "completed")
+        if status not in ("failed", "completed", "in-progress"):
+            raise BadRequest(f"Invalid input for field/attribute status. Value: {status}. "
+                             f"{status!r} is not one of ['failed', 'completed', "
+                             "'in-progress']")
+        if not isinstance(e["server_uuid"], str):
+            raise BadRequest("Invalid input for field/attribute server_uuid.")
+        parsed.append({"name": e["name"], "server_uuid": e["server_uuid"], "status": status,
+                       **({"tag": e["tag"]} if e.get("tag") is not None else {})})
+    uuids = {e["server_uuid"] for e in parsed}
+    async with c.state(request).db.read() as s:
+        found = {row.uuid: row.host for row in (await s.execute(
+            select(Instance.uuid, Instance.host).where(
+                Instance.uuid.in_(uuids), Instance.deleted.is_(False))))}
+    out = []
+    for e in parsed:
+        if e["server_uuid"] not in found:
+            out.append({**e, "code": 404, "status": "failed"})
+        elif not found[e["server_uuid"]]:
+            out.append({**e, "code": 422, "status": "failed"})
+        else:
+            out.append({**e, "code": 200})
+    codes = {e["code"] for e in out}
+    status = 200 if codes == {200} else 404 if 200 not in codes and 422 not in codes else 207
+    return JSONResponse({"events": out}, status_code=status)
+
+
 routes = [
+    Route(f"{P}/os-server-external-events", external_events, methods=["POST"]),
     Route(f"{S}/ips", ips_index, methods=["GET"]),
     Route(f"{S}/ips/{{network_label}}", ips_show, methods=["GET"]),
     Route(f"{S}/os-server-password", password_show, methods=["GET"]),

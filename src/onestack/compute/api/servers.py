@@ -575,15 +575,25 @@ _NOT_IN_UPDATE_KEYS = ("config_drive", "key_name", "security_groups", "host_stat
 
 
 async def full_one(request: Request, inst: Instance, ctx: RequestContext, *,
-                   changed: bool = False) -> dict[str, Any]:
+                   changed: str = "") -> dict[str, Any]:
     """``full`` of one server, with 2.71's ``server_groups`` (show, update and
-    rebuild have it; the list does not, as in Nova). ``changed``: the answer of
-    update or rebuild, without the extended attributes before 2.75."""
+    rebuild have it; the list does not, as in Nova). ``changed``: "update" or
+    "rebuild", whose answers lack the extended attributes before 2.75 (rebuild
+    shows key_name from 2.54, and user_data instead of
+    OS-EXT-SRV-ATTR:user_data from 2.57)."""
     out = full(request, inst, ctx)
+    if changed == "rebuild":
+        out.pop("OS-EXT-SRV-ATTR:user_data", None)
+        if c.supports(request, "2.57"):
+            out["user_data"] = inst.user_data
     if changed and not c.supports(request, "2.75"):
+        keep = ("key_name",) if changed == "rebuild" and c.supports(request, "2.54") else ()
         for key in list(out):
-            if key.startswith(_NOT_IN_UPDATE) or key in _NOT_IN_UPDATE_KEYS:
+            if (key.startswith(_NOT_IN_UPDATE) or key in _NOT_IN_UPDATE_KEYS) \
+                    and key not in keep:
                 del out[key]
+        if keep:
+            out["key_name"] = inst.key_name
         for entries in (out.get("addresses") or {}).values():
             for entry in entries:
                 entry.pop("OS-EXT-IPS:type", None)
@@ -626,7 +636,7 @@ async def update(request: Request) -> Response:
                                        "not one of ['AUTO', 'MANUAL']")
         values["disk_config"] = srv["OS-DCF:diskConfig"]
     inst = await svc.update_server(c.state(request), inst.uuid, values, None)
-    return JSONResponse({"server": await full_one(request, inst, ctx, changed=True)})
+    return JSONResponse({"server": await full_one(request, inst, ctx, changed="update")})
 
 
 async def delete(request: Request) -> Response:
@@ -703,6 +713,17 @@ async def action(request: Request) -> Response:
                 length = None
         text = await svc.console_output(st, inst.uuid, None, length)
         return JSONResponse({"output": text})
+    if name == "migrate":
+        # one compute host per cloud: there is nowhere to move a server (Nova
+        # answers NoValidHost with a 400 too)
+        await _authorized_server(request, "os_compute_api:os-migrate-server:migrate")
+        raise BadRequest("No valid host was found. This cloud has one compute host, so "
+                         "a server cannot be migrated.")
+    if name == "injectNetworkInfo":
+        # guests take their network by DHCP and the metadata service, which always
+        # have the ports' current state: nothing to push
+        await _authorized_server(request, "os_compute_api:os-admin-actions:inject_network_info")
+        return Response(status_code=202)
     if name in MORE_ACTIONS:
         return await MORE_ACTIONS[name](request, arg)
     raise BadRequest(f"There is no such action: {name}")
@@ -838,9 +859,7 @@ async def _rebuild(request: Request, arg: Any) -> Response:
     ctx, inst = await _authorized_server(request, S + "rebuild")
     req, password = parse_rebuild(request, arg)
     inst = await actions_svc.rebuild(c.state(request), inst.uuid, caller(request, ctx), req)
-    out = await full_one(request, inst, ctx, changed=True)
-    if c.supports(request, "2.57"):
-        out["user_data"] = inst.user_data
+    out = await full_one(request, inst, ctx, changed="rebuild")
     out["adminPass"] = password or svc.generate_password()
     return JSONResponse({"server": out}, status_code=202)
 

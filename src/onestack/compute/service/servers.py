@@ -1120,9 +1120,8 @@ async def console_output(st: ComputeState, server_id: str, project_id: str | Non
     if inst.vm_state == BUILDING or inst.host is None:
         raise Conflict(f"Instance {inst.uuid} is not ready")
     text: str = await st.driver.console_output(inst.uuid)
-    if length is not None:
-        lines = text.splitlines(keepends=True)
-        text = "".join(lines[-length:]) if length else ""
+    if length is not None:  # Nova's tail: the last ``length`` pieces between newlines
+        text = "\n".join(text.split("\n")[-length:]) if length else ""
     return text
 
 
