@@ -26,7 +26,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from clients.conftest import free_port, start_server, stop_server  # noqa: E402
+from clients.conftest import (  # noqa: E402
+    free_port,
+    start_server,
+    stop_server,
+    teardown_dataplane,
+)
 
 LUA = """
 wrk.method = "{method}"
@@ -92,6 +97,7 @@ def main() -> int:
         port = free_port()
         server = start_server(tmp / "data", port)
         stop_server(server)  # the second start is the warm one
+        teardown_dataplane(server.data_dir)  # a stop leaves it for VMs
         t0 = time.monotonic()
         server = start_server(tmp / "data", port)
         warm = time.monotonic() - t0
@@ -112,6 +118,7 @@ def main() -> int:
     finally:
         if server:
             stop_server(server)
+            teardown_dataplane(server.data_dir)  # a stop leaves it for VMs
     print(f"{'':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}{'ratio':>8}")
     for name, r in (("ceiling /healthcheck", ceiling), ("token validate", validate),
                     ("token issue", issued)):

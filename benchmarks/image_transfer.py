@@ -59,7 +59,12 @@ from urllib.parse import urlsplit
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from clients.conftest import free_port, start_server, stop_server  # noqa: E402
+from clients.conftest import (  # noqa: E402
+    free_port,
+    start_server,
+    stop_server,
+    teardown_dataplane,
+)
 
 MiB = 1024 * 1024
 MB = 1_000_000
@@ -630,6 +635,7 @@ def main() -> int:
     finally:
         if server is not None:
             stop_server(server)
+            teardown_dataplane(server.data_dir)  # a stop leaves it for VMs
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -35,7 +35,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from clients.conftest import free_port, start_server, stop_server  # noqa: E402
+from clients.conftest import (  # noqa: E402
+    free_port,
+    start_server,
+    stop_server,
+    teardown_dataplane,
+)
 from identity_tokens import wrk  # noqa: E402
 from image_transfer import (  # noqa: E402
     MiB,
@@ -177,6 +182,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
         if server:
             stop_server(server)
+            teardown_dataplane(server.data_dir)  # a stop leaves it for VMs
 
     print(f"{'small objects (4 KiB, ' + str(args.connections) + ' conns)':<40}"
           f"{'req/s':>10}{'non-2xx':>10}{'ratio':>8}")
