@@ -164,8 +164,16 @@ async def _postgres_template(admin: Any, url: str) -> str:
     """A PostgreSQL database at every service's head to copy (made once per process)."""
     name = _TEMPLATES.get("postgresql")
     if name is None:
-        name = f"onestack_tmpl_{uuid.uuid4().hex[:12]}"
+        name = f"onestack_tmpl_{os.getpid()}"
         async with admin.connect() as conn:
+            # templates of test processes that died before their finalizer
+            rows = await conn.execute(sa.text(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'onestack_tmpl_%'"))
+            for (old,) in rows.all():
+                pid = old.rsplit("_", 1)[-1]
+                if not pid.isdigit() or not Path(f"/proc/{pid}").exists() \
+                        or int(pid) == os.getpid():
+                    await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
             await conn.execute(sa.text(f"CREATE DATABASE {name}"))
         await _migrated(url.rsplit("/", 1)[0] + "/" + name)
         _TEMPLATES["postgresql"] = name
