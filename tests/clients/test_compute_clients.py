@@ -127,7 +127,8 @@ def test_cli_server_create_wait(server: Server, setup: Setup) -> None:
     server.openstack("server", "delete", "--wait", name, cloud=MEMBER)
 
 
-def test_cli_server_lifecycle(server: Server, setup: Setup) -> None:
+def test_cli_server_lifecycle(server: Server, setup: Setup,
+                              request: pytest.FixtureRequest) -> None:
     """Everything after the create through the CLI (the server is made with the
     SDK, which posts no block_device_mapping_v2; see test_cli_server_create_wait)."""
     conn = connect(server)
@@ -135,6 +136,9 @@ def test_cli_server_lifecycle(server: Server, setup: Setup) -> None:
     name = unique("vm")
     srv = conn.compute.create_server(name=name, image_id=setup.image, flavor_id=flavor.id,
                                      key_name=setup.key, networks=[{"uuid": setup.network}])
+    # the other client tests share this cloud: whatever fails below, the server
+    # must not stay (its port would hold the default security group)
+    request.addfinalizer(lambda: conn.compute.delete_server(srv.id, ignore_missing=True))
     conn.compute.wait_for_server(srv, status="ACTIVE", wait=60)
     got = check_active_on_network(server, setup, name)
     created = got
@@ -159,7 +163,9 @@ def test_cli_server_lifecycle(server: Server, setup: Setup) -> None:
 
     console = server.openstack("console", "log", "show", name, cloud=MEMBER)
     assert "Linux version" in console, console
-    last = server.openstack("console", "log", "show", "--lines", "1", name, cloud=MEMBER)
+    # Nova's tail counts the pieces between newlines; the log ends with one, so
+    # the last two pieces are the last line and ""
+    last = server.openstack("console", "log", "show", "--lines", "2", name, cloud=MEMBER)
     assert last.strip() == console.strip().splitlines()[-1], last
 
     server.openstack("server", "delete", "--wait", name, cloud=MEMBER)
