@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +42,12 @@ class AggregateInfo:
     def availability_zone(self) -> str | None:
         return self.metadata.get(AZ_KEY)
 
+
+
+def _now() -> datetime:
+    """Whole seconds: MySQL/MariaDB DATETIME keeps no fraction, so an answer
+    made from the row before and after it is stored must agree on every database."""
+    return utcnow().replace(microsecond=0)
 
 def not_found(ident: object) -> NotFound:
     return NotFound(f"Aggregate {ident} could not be found.")
@@ -92,7 +99,7 @@ async def create(st: ComputeState, name: str, zone: str | None) -> AggregateInfo
         async with st.db.write() as s:
             if await s.scalar(select(Aggregate.id).where(Aggregate.name == name)) is not None:
                 raise name_exists(name)
-            row = Aggregate(uuid=str(uuidlib.uuid4()), name=name, created_at=utcnow())
+            row = Aggregate(uuid=str(uuidlib.uuid4()), name=name, created_at=_now())
             s.add(row)
             await s.flush()
             if zone is not None:
@@ -138,7 +145,7 @@ async def update(st: ComputeState, agg_id: int, *, name: str | None,
                                      "more hosts contained in aggregate cannot be assigned "
                                      f"to new availability zone {zone}.")
                 await _set_meta(s, row.id, {AZ_KEY: zone})
-            row.updated_at = utcnow()
+            row.updated_at = _now()
             await s.flush()
             return await _info(s, row)
     except IntegrityError:
@@ -173,7 +180,7 @@ async def add_host(st: ComputeState, agg_id: int, host: str) -> AggregateInfo:
             raise Conflict(f"Cannot add host to aggregate {agg_id}. Reason: One or more "
                            f"hosts already in availability zone(s) {zones}.")
         s.add(AggregateHost(aggregate_id=row.id, host=host))
-        row.updated_at = utcnow()
+        row.updated_at = _now()
         await s.flush()
         return await _info(s, row)
 
@@ -188,7 +195,7 @@ async def remove_host(st: ComputeState, agg_id: int, host: str) -> AggregateInfo
         if row is None or link is None:
             raise NotFound(f"Cannot remove host {host} in aggregate {agg_id}")
         await s.delete(link)
-        row.updated_at = utcnow()
+        row.updated_at = _now()
         await s.flush()
         return await _info(s, row)
 
@@ -223,6 +230,6 @@ async def set_metadata(st: ComputeState, agg_id: int,
                                  "One or more hosts contained in aggregate cannot be "
                                  f"assigned to new availability zone {items[AZ_KEY]}.")
         await _set_meta(s, row.id, items)
-        row.updated_at = utcnow()
+        row.updated_at = _now()
         await s.flush()
         return await _info(s, row)
