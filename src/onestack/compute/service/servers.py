@@ -312,11 +312,6 @@ async def usage(s: AsyncSession, project_id: str) -> dict[str, int]:
     return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}
 
 
-def limits(st: ComputeState) -> dict[str, int]:
-    conf = st.conf
-    return {"instances": conf.quota_instances, "cores": conf.quota_cores, "ram": conf.quota_ram}
-
-
 def _fit_quota(used: dict[str, int], allowed: dict[str, int], flavor: Flavor,
                min_count: int, max_count: int) -> int:
     """How many servers fit (``max_count`` down to ``min_count``).
