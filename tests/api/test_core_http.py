@@ -69,7 +69,7 @@ async def test_in_process_validator_and_error_rendering(cloud: Cloud) -> None:
     validator = cloud.app.state.runtime.validator
     svc = httpx.AsyncClient(transport=httpx.ASGITransport(app=_service(validator)), base_url="http://svc")
     r = await svc.get("/whoami", headers={"X-Auth-Token": cloud.admin_token})
-    assert r.json()["roles"] == ["admin", "member", "reader"]
+    assert r.json()["roles"] == ["admin", "manager", "member", "reader"]
     r = await svc.get("/boom")
     assert r.status_code == 500 and "unexpected" in r.json()["fault"]["message"]
     r = await svc.get("/conflict")

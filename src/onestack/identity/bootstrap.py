@@ -44,9 +44,12 @@ SERVICE_PROJECT = "service"
 # what devstack grants a service user on the service project: "service" for the
 # service-to-service policies, "admin" to read any project's limits
 SERVICE_USER_ROLES = ("service", "admin")
-# admin implies member implies reader, as keystone-manage bootstrap makes them
-ROLES = ("admin", "member", "reader", "service")
-IMPLIES = (("admin", "member"), ("member", "reader"))
+# admin implies manager implies member implies reader, as keystone-manage
+# bootstrap makes them since 2024.2; the older admin -> member rule it deletes
+# (admin still implies member, through manager)
+ROLES = ("admin", "manager", "member", "reader", "service")
+IMPLIES = (("admin", "manager"), ("manager", "member"), ("member", "reader"))
+REPLACED_IMPLIES: tuple[tuple[str, str], ...] = (("admin", "member"),)
 
 
 @dataclass(frozen=True)
@@ -168,12 +171,21 @@ async def bootstrap(
             roles[name] = await _get_or_add(  # type: ignore[assignment]
                 session, Role(name=name, domain_id=NULL_DOMAIN), name=name, domain_id=NULL_DOMAIN
             )
+        # a cloud bootstrapped before the manager role gets it now, and loses the
+        # admin -> member rule then (once: an operator may add it back)
+        had_manager = await session.scalar(select(ImpliedRole).filter_by(
+            prior_role_id=roles["admin"].id, implied_role_id=roles["manager"].id))
         for prior, implied in IMPLIES:
             await _get_or_add(
                 session,
                 ImpliedRole(prior_role_id=roles[prior].id, implied_role_id=roles[implied].id),
                 prior_role_id=roles[prior].id, implied_role_id=roles[implied].id,
             )
+        for prior, implied in () if had_manager else REPLACED_IMPLIES:
+            old = await session.scalar(select(ImpliedRole).filter_by(
+                prior_role_id=roles[prior].id, implied_role_id=roles[implied].id))
+            if old is not None:
+                await session.delete(old)
         projects: dict[str, Project] = {}
         for name, desc in ((ADMIN_PROJECT, "Bootstrap project for the cloud's administrators"),
                            (DEMO_PROJECT, "A project for a first user"),

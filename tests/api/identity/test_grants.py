@@ -140,7 +140,7 @@ async def test_domain_grants(cloud: Cloud) -> None:
         assert [x["name"] for x in r.json()["roles"]] == ["admin"]
     r = await cloud.token("carol", PASSWORD, domain="default")
     assert r.status_code == 201
-    assert {x["name"] for x in r.json()["token"]["roles"]} == {"admin", "member", "reader"}
+    assert {x["name"] for x in r.json()["token"]["roles"]} == {"admin", "manager", "member", "reader"}
     # a domain grant is not inherited by the domain's projects
     project = await make_project(cloud, "p3")
     assert await project_token(cloud, "carol", project) == 401

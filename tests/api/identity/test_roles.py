@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from onestack import server
+from onestack.identity import bootstrap
 from onestack.identity.models import ROOT_DOMAIN, Project
 from tests.conftest import Cloud
 
@@ -56,7 +58,7 @@ async def test_create_show_list_update_delete(cloud: Cloud) -> None:
     assert r.status_code == 200
     body = r.json()
     names = {x["name"] for x in body["roles"]}
-    assert {"admin", "member", "reader", "service", "observer"} <= names
+    assert {"admin", "manager", "member", "reader", "service", "observer"} <= names
     assert body["links"]["self"].endswith("/v3/roles")
     assert body["links"]["next"] is None
 
@@ -221,7 +223,8 @@ async def test_implied_roles(cloud: Cloud) -> None:
         i["prior_role"]["name"]: [x["name"] for x in i["implies"]]
         for i in r.json()["role_inferences"]
     }
-    assert rules == {"admin": ["member"], "member": ["reader"], "prior": ["implied"]}
+    assert rules == {"admin": ["manager"], "manager": ["member"], "member": ["reader"],
+                     "prior": ["implied"]}
 
     assert (await cloud.delete(path)).status_code == 204
     r = await cloud.get(path)
@@ -267,3 +270,41 @@ async def test_delete_role_removes_rules_and_assignments(cloud: Cloud) -> None:
     assert all(i["prior_role"]["id"] != role["id"] for i in r.json()["role_inferences"])
     r = await cloud.get(f"/role_assignments?role.id={role['id']}")
     assert r.json()["role_assignments"] == []
+
+
+async def _inferences(cloud: Cloud) -> dict[str, list[str]]:
+    r = await cloud.get("/role_inferences")
+    assert r.status_code == 200
+    return {i["prior_role"]["name"]: sorted(x["name"] for x in i["implies"])
+            for i in r.json()["role_inferences"]}
+
+
+async def test_bootstrap_gives_an_older_cloud_the_manager_role(cloud: Cloud) -> None:
+    """A cloud bootstrapped before the manager role (admin -> member -> reader)
+    gets it at its next start, as keystone-manage bootstrap does since 2024.2:
+    admin -> manager -> member, and the admin -> member rule is gone; a rule
+    an operator adds back afterwards survives the starts after that."""
+    rt = cloud.app.state.runtime
+    st = rt.extras["identity"]
+    admin, member = await role_id(cloud, "admin"), await role_id(cloud, "member")
+    manager = await role_id(cloud, "manager")
+    assert await _inferences(cloud) == {"admin": ["manager"], "manager": ["member"],
+                                        "member": ["reader"]}
+    # the older cloud: no manager role, admin implies member
+    assert (await cloud.delete(f"/roles/{manager}")).status_code == 204
+    assert (await cloud.put(f"/roles/{admin}/implies/{member}")).status_code == 201
+    assert await _inferences(cloud) == {"admin": ["member"], "member": ["reader"]}
+
+    catalog = server.catalog_urls(cloud.settings)
+    await bootstrap.bootstrap(st, cloud.creds, catalog)
+    assert await _inferences(cloud) == {"admin": ["manager"], "manager": ["member"],
+                                        "member": ["reader"]}
+    r = await cloud.token("admin", cloud.creds.admin_password, project="admin")
+    assert {x["name"] for x in r.json()["token"]["roles"]} == {
+        "admin", "manager", "member", "reader"}
+
+    # an operator's own admin -> member rule is left alone from now on
+    assert (await cloud.put(f"/roles/{admin}/implies/{member}")).status_code == 201
+    await bootstrap.bootstrap(st, cloud.creds, catalog)
+    assert await _inferences(cloud) == {"admin": ["manager", "member"],
+                                        "manager": ["member"], "member": ["reader"]}

@@ -14,7 +14,7 @@ async def test_issue_project_scoped_token_has_catalog_and_roles(cloud: Cloud) ->
     assert r.headers["X-Subject-Token"]
     assert token["project"]["name"] == "admin"
     assert token["project"]["domain"] == {"id": "default", "name": "Default"}
-    assert {r["name"] for r in token["roles"]} == {"admin", "member", "reader"}
+    assert {r["name"] for r in token["roles"]} == {"admin", "manager", "member", "reader"}
     assert token["methods"] == ["password"]
     assert token["user"]["name"] == "admin"
     assert len(token["audit_ids"]) == 1

@@ -5,7 +5,8 @@ Keystone's rules, which tokens and ``role_assignments?effective`` share:
   on the project itself, plus *inherited* assignments on any of its ancestor
   projects and on its domain;
 - a domain's roles come from the non-inherited user and group assignments on it;
-- implied roles are expanded transitively (admin implies member implies reader);
+- implied roles are expanded transitively (admin implies manager implies member
+  implies reader);
 - domain-specific roles are never put in a token themselves, only what they imply.
 """
 
