@@ -122,8 +122,10 @@ class Cloud:
 # Every cloud's lifespan brings the database to every service's head; doing it
 # from nothing cost each test a second or more (Alembic and a few hundred DDL
 # statements). A test's empty database is instead a copy of one migrated once:
-# a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL. The lifespan
-# still runs the migrations and finds them at head. MariaDB has no templates.
+# a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL, and on MariaDB
+# (which has no templates) the migrated database's CREATE TABLE statements replayed
+# and its rows copied (0.3 s instead of 2.7). The lifespan still runs the
+# migrations and finds them at head.
 
 _TEMPLATES: dict[str, str] = {}
 _TEMPLATE_DIR = Path(tempfile.mkdtemp(prefix="onestack-schema-"))
@@ -160,20 +162,27 @@ async def seed_schema(settings: config.Settings) -> None:
     shutil.copyfile(await sqlite_template(), target)
 
 
+def _stale(templates: Any) -> list[str]:
+    """Templates of test processes that died before their finalizer (and this
+    process's own name, from an earlier process with the same pid)."""
+    stale = []
+    for name in templates:
+        pid = str(name).rsplit("_", 1)[-1]
+        if not pid.isdigit() or not Path(f"/proc/{pid}").exists() or int(pid) == os.getpid():
+            stale.append(str(name))
+    return stale
+
+
 async def _postgres_template(admin: Any, url: str) -> str:
     """A PostgreSQL database at every service's head to copy (made once per process)."""
     name = _TEMPLATES.get("postgresql")
     if name is None:
         name = f"onestack_tmpl_{os.getpid()}"
         async with admin.connect() as conn:
-            # templates of test processes that died before their finalizer
             rows = await conn.execute(sa.text(
                 "SELECT datname FROM pg_database WHERE datname LIKE 'onestack_tmpl_%'"))
-            for (old,) in rows.all():
-                pid = old.rsplit("_", 1)[-1]
-                if not pid.isdigit() or not Path(f"/proc/{pid}").exists() \
-                        or int(pid) == os.getpid():
-                    await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
+            for old in _stale(rows.scalars().all()):
+                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
             await conn.execute(sa.text(f"CREATE DATABASE {name}"))
         await _migrated(url.rsplit("/", 1)[0] + "/" + name)
         _TEMPLATES["postgresql"] = name
@@ -181,26 +190,90 @@ async def _postgres_template(admin: Any, url: str) -> str:
     return name
 
 
+@dataclass
+class _MariaDBSchema:
+    """The migrated schema as statements: each table's CREATE TABLE (as SHOW CREATE
+    TABLE gives it, without the database's name) and the tables with rows."""
+
+    template: str
+    tables: list[str]
+    filled: list[str]
+
+
+_MARIADB: dict[str, _MariaDBSchema] = {}
+
+
+async def _mariadb_schema(admin: Any, url: str) -> _MariaDBSchema:
+    """Migrate a template database once per process and read its schema back."""
+    schema = _MARIADB.get(url)
+    if schema is None:
+        name = f"onestack_tmpl_{os.getpid()}"
+        async with admin.connect() as conn:
+            rows = await conn.execute(sa.text("SHOW DATABASES LIKE 'onestack\\_tmpl\\_%'"))
+            for old in _stale(rows.scalars().all()):
+                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {old}"))
+            await conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        try:
+            await _migrated(url.rsplit("/", 1)[0] + "/" + name)
+            async with admin.connect() as conn:
+                names = (await conn.execute(sa.text(
+                    "SELECT table_name FROM information_schema.tables"
+                    " WHERE table_schema = :db AND table_type = 'BASE TABLE'"), {"db": name}
+                )).scalars().all()
+                tables, filled = [], []
+                for table in names:
+                    row = (await conn.execute(sa.text(f"SHOW CREATE TABLE {name}.`{table}`"))).one()
+                    tables.append(str(row[1]))
+                    if (await conn.execute(sa.text(
+                            f"SELECT EXISTS (SELECT 1 FROM {name}.`{table}`)"))).scalar():
+                        filled.append(str(table))
+        except BaseException:
+            async with admin.connect() as conn:
+                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+            raise
+        schema = _MARIADB[url] = _MariaDBSchema(name, tables, filled)
+    return schema
+
+
+async def _mariadb_copy(conn: Any, schema: _MariaDBSchema, name: str) -> None:
+    """Make database ``name`` a copy of the template (foreign keys unchecked while
+    the tables come in any order)."""
+    await conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    await conn.execute(sa.text(f"USE {name}"))
+    await conn.execute(sa.text("SET foreign_key_checks = 0"))
+    try:
+        for ddl in schema.tables:
+            await conn.exec_driver_sql(ddl)
+        for table in schema.filled:
+            await conn.execute(sa.text(
+                f"INSERT INTO {name}.`{table}` SELECT * FROM {schema.template}.`{table}`"))
+    finally:
+        await conn.execute(sa.text("SET foreign_key_checks = 1"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _drop_templates() -> Any:
     yield
     shutil.rmtree(_TEMPLATE_DIR, ignore_errors=True)
     name, url = _TEMPLATES.get("postgresql"), _TEMPLATES.get("postgresql_admin_url")
-    if name and url:
+    drops = [(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")] if name and url else []
+    drops += [(u, f"DROP DATABASE IF EXISTS {m.template}") for u, m in _MARIADB.items()]
+    if drops:
         import asyncio
 
         async def drop() -> None:
-            admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-            async with admin.connect() as conn:
-                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            await admin.dispose()
+            for admin_url, statement in drops:
+                admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+                async with admin.connect() as conn:
+                    await conn.execute(sa.text(statement))
+                await admin.dispose()
 
         asyncio.run(drop())
 
 
 async def _server_database(url: str) -> AsyncIterator[str]:
-    """A fresh database on the server of ``url`` (on PostgreSQL already at every
-    service's head); dropped afterwards."""
+    """A fresh database on the server of ``url``, already at every service's head;
+    dropped afterwards."""
     name = f"onestack_test_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
@@ -208,7 +281,7 @@ async def _server_database(url: str) -> AsyncIterator[str]:
             template = await _postgres_template(admin, url)
             await conn.execute(sa.text(f"CREATE DATABASE {name} TEMPLATE {template}"))
         else:
-            await conn.execute(sa.text(f"CREATE DATABASE {name}"))
+            await _mariadb_copy(conn, await _mariadb_schema(admin, url), name)
     try:
         yield url.rsplit("/", 1)[0] + "/" + name
     finally:
@@ -242,6 +315,8 @@ def settings(tmp_path: Path, database_url: str | None) -> config.Settings:
         identity={"password_time_cost": 1, "password_memory_cost_kib": 1024},
         # API tests never touch the kernel; tests/dataplane does
         network={"dataplane": "fake"},
+        # nor boot guests; tests/compute_qemu does
+        compute={"compute_driver": "fake"},
     )
 
 
