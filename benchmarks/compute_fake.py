@@ -176,7 +176,8 @@ def main() -> int:
     server, pid = None, args.pid
     if args.start:
         n = str(args.servers)
-        os.environ.update({  # room for every server in the admin project
+        os.environ.update({  # the fake driver, room for every server in the admin project
+            "ONESTACK_COMPUTE__COMPUTE_DRIVER": "fake",
             "ONESTACK_COMPUTE__QUOTA_INSTANCES": n, "ONESTACK_COMPUTE__QUOTA_CORES": n,
             "ONESTACK_COMPUTE__QUOTA_RAM": str(128 * args.servers)})
         server = start_server(tmp / "data", free_port())

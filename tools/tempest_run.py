@@ -2,13 +2,24 @@
 
 Usage (through the ``scripts/tempest`` wrapper)::
 
-    scripts/tempest [--data-dir DIR] [--url URL] [--start] [--workdir DIR] REGEX
+    scripts/tempest [--data-dir DIR] [--url URL] [--start [--qemu]] [--workdir DIR] REGEX
                     [--exclude-list FILE] [-- extra tempest run args]
 
 Installs Tempest into ``.venv-tempest`` (once); with ``--start`` runs ``onestack up`` on a
 free port in a temp data dir; writes a Tempest workspace whose ``tempest.conf`` comes from
 the cloud's ``clouds.yaml`` and service catalog; runs ``tempest run``, exits with its code
 and ends with one ``N passed, N failed, N skipped`` line.
+
+Two modes. The default starts the cloud with the fake compute driver (servers are
+ACTIVE at once, nothing boots) and writes ``[validation] run_validation = false``.
+``--start --qemu`` (root, QEMU and the data plane's tools) starts it with the qemu
+driver and the Linux data plane, on its own external bridge and subnet, and writes
+tempest.conf for Tempest's validation: servers boot the starter image
+``onestack-test`` (``[compute] starter_image``: the test image, with dropbear, which
+takes its hostname and root's keys from the metadata service), get a floating IP
+on the external network, and the tests SSH in as root with the key pair Tempest
+made. At the end its guests are killed and its bridges, namespaces and nft tables
+purged (``onestack down --purge-network``).
 """
 
 from __future__ import annotations
@@ -53,6 +64,7 @@ SERVICE_OPTIONS: dict[str, str] = {
 }
 # fmt: on
 ALWAYS_OFF = ("horizon",)  # a dashboard has no catalog entry
+STARTER_IMAGE = "onestack-test"  # --qemu: the bootable image Tempest's servers boot
 
 
 def ensure_tempest() -> None:
@@ -105,7 +117,7 @@ def authenticate(clouds: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 def build_conf(
     clouds: dict[str, Any], catalog: list[dict[str, Any]], workdir: Path,
-    token: str | None = None,
+    token: str | None = None, qemu: bool = False,
 ) -> configparser.ConfigParser:
     """Derive tempest.conf from a parsed clouds.yaml and a v3 token's service catalog."""
     cloud, auth = admin_auth(clouds)
@@ -152,7 +164,7 @@ def build_conf(
         "domain_specific_drivers": "false",
         "immutable_user_source": "false",
     }
-    conf["validation"] = {"run_validation": "false"}  # no SSH into servers
+    conf["validation"] = {"run_validation": "false"}  # no SSH into servers (fake driver)
     conf["service_available"] = {k: str(v).lower() for k, v in sorted(available.items())}
     if "image" in types:
         add_image_options(conf)
@@ -161,7 +173,7 @@ def build_conf(
     if "network" in types and token:
         add_network_options(conf, catalog, token)
     if available["nova"] and token:
-        add_compute_options(conf, catalog, token)
+        add_compute_options(conf, catalog, token, qemu)
     return conf
 
 
@@ -277,7 +289,7 @@ COMPUTE_FEATURES = {
     "config_drive": True, "resize": True, "rescue": True, "suspend": True,
     "shelve": True, "snapshot": True, "change_password": False,
     "cold_migration": False, "live_migration": False, "vnc_console": False,
-    "spice_console": False, "serial_console": False, "interface_attach": False,
+    "spice_console": False, "serial_console": False, "interface_attach": True,
     "personality": False, "attach_encrypted_volume": False, "enable_instance_password": True,
     "block_migration_for_live_migration": False, "swap_volume": False,
     "volume_multiattach": False, "stable_rescue": False, "shelve_migrate": False,
@@ -285,11 +297,55 @@ COMPUTE_FEATURES = {
 }
 
 
+def bootable_image(catalog: list[dict[str, Any]], token: str, name: str = STARTER_IMAGE,
+                   timeout: float = 300) -> str:
+    """The id of the public image ``name`` once it is active: the starter image a
+    cloud with the qemu driver builds and uploads in the background after it
+    starts (the test image: this machine's kernel and busybox, with dropbear)."""
+    url = _endpoint(catalog, "image") + f"/v2/images?name={name}"
+    deadline = time.monotonic() + timeout
+    while True:
+        active = [i for i in _get_json(url, token)["images"] if i["status"] == "active"]
+        if active:
+            return str(active[0]["id"])
+        if time.monotonic() > deadline:
+            sys.exit(f"no active image {name!r} after {timeout:.0f}s (onestack.log says why)")
+        time.sleep(1)
+
+
+def add_validation_options(conf: configparser.ConfigParser) -> None:
+    """[validation] for real guests (``--qemu``): Tempest's validatable servers get
+    a key pair, a security group allowing ping and SSH and a floating IP on the
+    external network, and the tests SSH in as root with the key pair's private key
+    (the test image installs the metadata's public keys for root)."""
+    conf["validation"] = {
+        "run_validation": "true",
+        "connect_method": "floating",
+        "auth_method": "keypair",
+        "image_ssh_user": "root",
+        "image_alt_ssh_user": "root",
+        "ip_version_for_ssh": "4",
+        "security_group": "true",
+        "security_group_rules": "true",
+        # a TCG guest boots in seconds, slower when both cores are busy
+        "ping_timeout": "120",
+        "connect_timeout": "30",
+        "ssh_timeout": "180",
+    }
+    # the floating IPs come from [network] floating_network_name / public_network_id:
+    # the external network `onestack up` creates
+
+
 def add_compute_options(conf: configparser.ConfigParser, catalog: list[dict[str, Any]],
-                        token: str) -> None:
-    """The [compute] sections for OneStack's Nova API (fake driver: servers are
-    ACTIVE at once, nothing boots, so there is no SSH validation)."""
-    image, image_alt = ensure_test_images(catalog, token)
+                        token: str, qemu: bool = False) -> None:
+    """The [compute] sections for OneStack's Nova API. Fake driver: servers are
+    ACTIVE at once, nothing boots, so there is no SSH validation. ``qemu``: the
+    servers boot the starter image under QEMU and Tempest validates them over SSH."""
+    if qemu:
+        image = image_alt = bootable_image(catalog, token)
+        add_validation_options(conf)
+    else:
+        image, image_alt = ensure_test_images(catalog, token)
     # the newest microversion the server offers ("latest" would also run the
     # tests of newer ones, which it refuses with 406)
     newest = _get_json(_endpoint(catalog, "compute") + "/", token)["version"]["version"]
@@ -298,11 +354,14 @@ def add_compute_options(conf: configparser.ConfigParser, catalog: list[dict[str,
         "endpoint_type": "public",
         "image_ref": image,
         "image_ref_alt": image_alt,
-        "flavor_ref": "42",  # m1.nano, m1.micro: created on the first start
+        # m1.nano (128 MiB, 1 GiB disk), m1.micro (192 MiB): created on the first
+        # start; the test image boots in 128 MiB and its disk is smaller than 1 GiB
+        "flavor_ref": "42",
         "flavor_ref_alt": "84",
         "min_microversion": "2.1",
         "max_microversion": newest or "latest",
-        "build_timeout": "60",
+        # a real guest takes a few seconds under TCG (more on a busy machine)
+        "build_timeout": "300" if qemu else "60",
         "build_interval": "1",
         "min_compute_nodes": "1",
     }
@@ -473,17 +532,42 @@ def onestack_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
 
 
-def start_onestack(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start ``onestack up`` in the background, logging to DATA_DIR/onestack.log."""
+def start_onestack(data_dir: Path, port: int, qemu: bool = False) -> subprocess.Popen[bytes]:
+    """Start ``onestack up`` in the background, logging to DATA_DIR/onestack.log;
+    ``qemu``: with the qemu driver (taps) and the Linux data plane."""
     cmd = onestack_cmd()
     env = onestack_env()
     # its own external bridge and subnet: a cloud already running here keeps br-ex
     env.update(ONESTACK_NETWORK__EXTERNAL_BRIDGE="brx" + os.urandom(3).hex(),
                ONESTACK_NETWORK__EXTERNAL_CIDR=f"172.30.{os.urandom(1)[0]}.0/24",
                ONESTACK_NETWORK__EXTERNAL_MASQUERADE="false")
+    if qemu:
+        # real guests on taps of the data plane's bridges; KVM when the machine
+        # has it (probed), else TCG
+        env.update(ONESTACK_NETWORK__DATAPLANE="linux",
+                   ONESTACK_COMPUTE__COMPUTE_DRIVER="qemu",
+                   ONESTACK_COMPUTE__QEMU_NETWORK="tap",
+                   ONESTACK_COMPUTE__SHUTDOWN_TIMEOUT="10")
+        env.setdefault("ONESTACK_COMPUTE__QEMU_ACCEL",
+                       "auto" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg")
+        env.setdefault("ONESTACK_COMPUTE__STARTER_IMAGE", STARTER_IMAGE)
+    else:
+        # Tempest's servers boot on the fake driver (its images are not bootable);
+        # real guests are --qemu's and tests/compute_qemu's
+        env.setdefault("ONESTACK_COMPUTE__COMPUTE_DRIVER", "fake")
     cmd += ["up", "--data-dir", str(data_dir), "--port", str(port)]
     with (data_dir / "onestack.log").open("wb") as log:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def kill_guests(data_dir: Path) -> None:
+    """SIGKILL the QEMU processes of the cloud in ``data_dir`` (its guests outlive
+    ``onestack up``, so that they survive a restart)."""
+    for pidfile in (data_dir / "compute" / "instances").glob("*/qemu.pid"):
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -523,9 +607,19 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     add("--data-dir", type=Path, default=xdg / "onestack", help="holds clouds.yaml")
     add("--url", default="http://127.0.0.1:8780", help="OneStack base URL (healthcheck)")
     add("--start", action="store_true", help="start `onestack up` in a temp dir, free port")
-    add("--workdir", type=Path, default=REPO / ".tempest", help="tempest workspace")
+    add("--workdir", type=Path, help="tempest workspace (default: .tempest, with --qemu "
+        ".tempest-qemu)")
     add("--exclude-list", type=Path, help="file of test regexes to exclude")
-    return parser.parse_args(argv), extra
+    add("--qemu", action="store_true", help="with --start: the qemu driver and the Linux "
+        "data plane, and Tempest's SSH validation of real guests (needs root)")
+    args = parser.parse_args(argv)
+    if args.qemu and not args.start:
+        parser.error("--qemu needs --start")
+    if args.qemu and os.geteuid() != 0:
+        parser.error("--qemu needs root (the Linux data plane)")
+    if args.workdir is None:
+        args.workdir = REPO / (".tempest-qemu" if args.qemu else ".tempest")
+    return args, extra
 
 
 def run_tempest(args: argparse.Namespace, extra: list[str]) -> int:
@@ -533,7 +627,8 @@ def run_tempest(args: argparse.Namespace, extra: list[str]) -> int:
     clouds = yaml.safe_load((args.data_dir / "clouds.yaml").read_text())
     token, catalog = authenticate(clouds)
     workdir = args.workdir.resolve()
-    conf_path = write_workspace(workdir, build_conf(clouds, catalog, workdir, token))
+    conf = build_conf(clouds, catalog, workdir, token, qemu=args.qemu)
+    conf_path = write_workspace(workdir, conf)
     services = ", ".join(sorted({str(s.get("type")) for s in catalog}))
     print(f"catalog: {services}; config: {conf_path}", flush=True)
     stream = workdir / ".stestr" / "next-stream"
@@ -559,16 +654,20 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(tempfile.mkdtemp(prefix="onestack-tempest-"))
             port = free_port()
             args.data_dir, args.url = tmp, f"http://127.0.0.1:{port}"
-            proc = start_onestack(tmp, port)
+            proc = start_onestack(tmp, port, args.qemu)
             print(f"started onestack (pid {proc.pid}) at {args.url} in {tmp}", flush=True)
-        if not wait_healthy(args.url, proc, 60 if args.start else 5):
+        if not wait_healthy(args.url, proc, (120 if args.qemu else 60) if args.start else 5):
             if tmp is not None:
                 sys.stderr.write((tmp / "onestack.log").read_text(errors="replace")[-4000:])
             sys.exit(f"OneStack is not healthy at {args.url}/healthcheck")
         return run_tempest(args, extra)
     finally:
         if proc is not None:
+            if tmp is not None:
+                kill_guests(tmp)
             stop(proc)
+            if tmp is not None:
+                kill_guests(tmp)  # any a build under way started meanwhile
             if tmp is not None and os.geteuid() == 0:  # the kernel objects it left
                 subprocess.run([*onestack_cmd(), "down", "--data-dir", str(tmp),
                                 "--purge-network"], check=False, capture_output=True,

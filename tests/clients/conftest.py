@@ -61,10 +61,13 @@ def _purge_started_servers() -> Iterator[None]:
             print(f"data-plane teardown of {data_dir}: {error}", file=sys.stderr)
 
 
-def start_server(data_dir: Path, port: int) -> Server:
+def start_server(data_dir: Path, port: int, env: dict[str, str] | None = None,
+                 healthy_within: float = 30.0) -> Server:
     """Start ``onestack up`` with its own external bridge and subnet (a cloud already
-    running on this host keeps br-ex and 172.24.4.0/24), without NAT to the uplink."""
+    running on this host keeps br-ex and 172.24.4.0/24), without NAT to the uplink;
+    ``env`` adds to (or overrides) its environment."""
     STARTED.add(data_dir)
+    extra = env or {}
     log = data_dir.parent / f"onestack-{port}.log"
     exe = Path(sys.executable).with_name("onestack")
     env = {
@@ -73,7 +76,13 @@ def start_server(data_dir: Path, port: int) -> Server:
         "ONESTACK_NETWORK__EXTERNAL_BRIDGE": "brx" + os.urandom(3).hex(),
         "ONESTACK_NETWORK__EXTERNAL_CIDR": f"172.30.{os.urandom(1)[0]}.0/24",
         "ONESTACK_NETWORK__EXTERNAL_MASQUERADE": "false",
+        **extra,
     }
+    # the fake compute driver unless the test chose one (the environment or its toml)
+    toml = data_dir / "onestack.toml"
+    if ("ONESTACK_COMPUTE__COMPUTE_DRIVER" not in env
+            and not (toml.exists() and "compute_driver" in toml.read_text())):
+        env["ONESTACK_COMPUTE__COMPUTE_DRIVER"] = "fake"
     proc = subprocess.Popen(
         [str(exe), "up", "--data-dir", str(data_dir), "--port", str(port)],
         stdout=log.open("wb"),
@@ -81,7 +90,7 @@ def start_server(data_dir: Path, port: int) -> Server:
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + healthy_within
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"onestack up exited: {log.read_text()[-2000:]}")

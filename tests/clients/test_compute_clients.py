@@ -219,3 +219,24 @@ def test_cli_unknown_flavor_is_a_clean_error(server: Server, setup: Setup) -> No
     assert any("-X GET" in r and "/flavors/no-such" in r for r in requests), requests
     assert not [r for r in requests if "-X POST" in r and "/servers" in r]
     assert show(server, "server", "list") == before
+
+
+def test_cli_compute_quotas_are_unified_limits(server: Server) -> None:
+    """``openstack quota set`` writes the project's unified limits in the identity
+    service (``openstack limit list``); one changed there shows in ``quota show``."""
+    project = show(server, "project", "create", unique("qp"), cloud=ADMIN)["id"]
+    try:
+        server.openstack("quota", "set", "--instances", "7", "--cores", "9", project,
+                         cloud=ADMIN)
+        limits = {x["Resource Name"]: x for x in show(server, "limit", "list", "--project",
+                                                       project, cloud=ADMIN)}
+        assert {k: v["Resource Limit"] for k, v in limits.items()} == {
+            "servers": 7, "class:VCPU": 9}
+        server.openstack("limit", "set", "--resource-limit", "3", limits["servers"]["ID"],
+                         cloud=ADMIN)
+        time.sleep(2.5)  # compute reuses what identity said for 2 s
+        quota = {q["Resource"]: q["Limit"]
+                 for q in show(server, "quota", "show", "--compute", project, cloud=ADMIN)}
+        assert (quota["instances"], quota["cores"]) == (3, 9)
+    finally:
+        server.openstack("project", "delete", project, cloud=ADMIN, check=False)

@@ -18,6 +18,7 @@ import pytest
 
 from onestack.compute.drivers import testimage
 from onestack.compute.drivers.qemu import QEMU, QemuDriver
+from onestack.core import config
 
 TOOLS = (QEMU, "qemu-img", "mcopy", "mmd", "syslinux")
 
@@ -69,3 +70,18 @@ async def make_driver(image: testimage.TestImage, tmp_path: Path
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
         except (OSError, ValueError):
             pass
+
+
+def qemu_settings(tmp_path: Path, database_url: str | None,
+                  network: dict[str, Any] | None = None, **compute: Any) -> config.Settings:
+    """An in-process cloud's settings with the qemu driver under TCG (user-mode
+    networking and no data plane unless ``network`` says otherwise), without the
+    starter image (tests upload the test image themselves)."""
+    return config.load(
+        tmp_path / "data", environ={}, database_url=database_url, port=8780,
+        access_log=False,
+        identity={"password_time_cost": 1, "password_memory_cost_kib": 1024},
+        network=network or {"dataplane": "fake"},
+        compute={"compute_driver": "qemu", "qemu_accel": "tcg", "qemu_network": "user",
+                 "shutdown_timeout": 10.0, "starter_image": "", **compute},
+    )

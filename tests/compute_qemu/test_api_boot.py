@@ -17,6 +17,7 @@ import pytest
 from onestack.compute.drivers import testimage
 from onestack.core import config
 from tests.api.compute.conftest import Compute
+from tests.compute_qemu.conftest import qemu_settings
 from tests.conftest import Cloud
 
 pytestmark = pytest.mark.slow
@@ -25,14 +26,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str | None, image: testimage.TestImage
              ) -> config.Settings:
-    return config.load(
-        tmp_path / "data", environ={}, database_url=database_url, port=8780,
-        access_log=False,
-        identity={"password_time_cost": 1, "password_memory_cost_kib": 1024},
-        network={"dataplane": "fake"},
-        compute={"compute_driver": "qemu", "qemu_accel": "tcg", "qemu_network": "user",
-                 "shutdown_timeout": 10.0},
-    )
+    return qemu_settings(tmp_path, database_url)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from onestack.network.app import owner_id, purge_dataplane
 from onestack.network.dataplane.model import names
 from tests.api.compute.conftest import Compute
 from tests.api.network.conftest import Net
+from tests.compute_qemu.conftest import qemu_settings
 from tests.compute_qemu.test_api_boot import console, upload
 from tests.conftest import Cloud
 from tests.dataplane.conftest import REASON
@@ -42,17 +43,11 @@ pytestmark = [
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str | None, image: testimage.TestImage
              ) -> config.Settings:
-    return config.load(
-        tmp_path / "data", environ={}, database_url=database_url, port=8780,
-        access_log=False,
-        identity={"password_time_cost": 1, "password_memory_cost_kib": 1024},
-        network={"dataplane": "linux", "external_bridge": "brx" + uuid.uuid4().hex[:6],
-                 "external_cidr": f"172.29.{random.randint(0, 255)}.0/24",
-                 "external_masquerade": False, "host": "qemu-" + uuid.uuid4().hex[:6],
-                 "resync_interval": 3600.0},
-        compute={"compute_driver": "qemu", "qemu_accel": "tcg", "qemu_network": "tap",
-                 "shutdown_timeout": 10.0},
-    )
+    return qemu_settings(tmp_path, database_url, qemu_network="tap", network={
+        "dataplane": "linux", "external_bridge": "brx" + uuid.uuid4().hex[:6],
+        "external_cidr": f"172.29.{random.randint(0, 255)}.0/24",
+        "external_masquerade": False, "host": "qemu-" + uuid.uuid4().hex[:6],
+        "resync_interval": 3600.0})
 
 
 @pytest.fixture(autouse=True)

@@ -267,25 +267,93 @@ async def test_the_http_image_fetcher(tmp_path: Path) -> None:
                     ("/image/v2/images/gone/file", "svc-token")]
 
 
-def test_the_config_drive_carries_meta_data_and_user_data(
-        image: testimage.TestImage, tmp_path: Path) -> None:
+def rendered_files(uuid: str, user_data: bytes) -> dict[str, bytes]:
+    """The config drive's files as the compute service renders them for a server
+    with a key, metadata, user data and one port on a subnet with DHCP."""
     import base64
+
+    from onestack.compute.models import Instance
+    from onestack.compute.service import metadata as md
+
+    inst = Instance(
+        id=10, uuid=uuid, project_id="p1", user_id="u1", display_name="vm", hostname="vm",
+        reservation_id="r-1", launch_index=0, image_ref="test-image", image={},
+        flavor={"name": "m1.tiny"}, vcpus=1, memory_mb=192, root_gb=1, ephemeral_gb=0,
+        key_name="k", key_data="ssh-ed25519 AAAA test",
+        user_data=base64.b64encode(user_data).decode(), metadata_={"role": "web"}, tags=[],
+        security_groups=["default"], network_info=[], availability_zone="nova",
+        vm_state="active")
+    port = {"id": "c0ffee00-1234-4abc-8def-0123456789ab", "network_id": "n1",
+            "mac_address": "fa:16:3e:00:00:01",
+            "fixed_ips": [{"subnet_id": "s1", "ip_address": "10.0.2.15"}]}
+    net = md.NetworkView(ports=[port], subnets={"s1": {"cidr": "10.0.2.0/24",
+                                                       "gateway_ip": "10.0.2.2"}},
+                         networks={"n1": {"mtu": 1500}}, dhcp_servers={"s1": "10.0.2.2"})
+    return md.InstanceMetadata(inst, net).config_drive_files()
+
+
+def test_the_config_drive_is_nova_s_iso(tmp_path: Path) -> None:
     import json
-    import subprocess
 
-    s = spec(user_data=base64.b64encode(b"#!/bin/sh\necho hi\n").decode(),
-             key_data="ssh-ed25519 AAAA test", metadata={"role": "web"})
+    import pycdlib
+
+    from onestack.compute.drivers import configdrive
+
+    uuid = "5f0c6a8e-1b7e-4c6b-9a51-0c1d2e3f4a5b"
+    files = rendered_files(uuid, b"#!/bin/sh\necho hi\n")
     drive = tmp_path / "disk.config"
-    qemu.make_config_drive(drive, s)
+    configdrive.make_iso(drive, files)
+    assert drive.read_bytes()[0x8001:0x8006] == b"CD001"  # an ISO 9660 volume
 
-    def read(name: str) -> bytes:
-        return subprocess.run(["mtype", "-i", str(drive), f"::openstack/latest/{name}"],
-                              capture_output=True, check=True).stdout
+    iso = pycdlib.PyCdlib()
+    iso.open(str(drive))
+    try:
+        assert iso.pvd.volume_identifier.decode().rstrip() == "config-2"
+        assert iso.has_rock_ridge() and iso.has_joliet()
+    finally:
+        iso.close()
+    label, back = configdrive.read_iso(drive)
+    assert label == "config-2"
+    assert back == files  # every file, byte for byte, under its Rock Ridge name
+    meta = json.loads(back["openstack/latest/meta_data.json"])
+    assert meta["uuid"] == uuid and meta["meta"] == {"role": "web"}
+    assert meta["public_keys"] == {"k": "ssh-ed25519 AAAA test"}
+    assert back["openstack/latest/user_data"] == b"#!/bin/sh\necho hi\n"
+    nd = json.loads(back["openstack/latest/network_data.json"])
+    assert nd["links"][0]["ethernet_mac_address"] == "fa:16:3e:00:00:01"
+    assert nd["networks"][0]["type"] == "ipv4_dhcp"
+    assert "ec2/latest/meta-data.json" in back and "openstack/2012-08-10/meta_data.json" in back
 
-    meta = json.loads(read("meta_data.json"))
-    assert meta["uuid"] == s.uuid and meta["meta"] == {"role": "web"}
-    assert meta["public_keys"] == {"key": "ssh-ed25519 AAAA test"}
-    assert read("user_data") == b"#!/bin/sh\necho hi\n"
-    label = subprocess.run(["mlabel", "-s", "-i", str(drive), "::"], capture_output=True,
-                           text=True, check=True).stdout
-    assert "config-2" in label.lower()
+    # a spec without rendered files (the driver alone) still gets meta_data and user_data
+    fb = configdrive.fallback_files(spec(user_data="aGk=", metadata={"a": "b"}))
+    configdrive.make_iso(tmp_path / "fallback", fb)
+    assert configdrive.read_iso(tmp_path / "fallback")[1] == fb
+    assert fb["openstack/latest/user_data"] == b"hi"
+    with pytest.raises(DriverError, match="bad path"):
+        configdrive.make_iso(tmp_path / "bad", {"../x": b""})
+
+
+@pytest.mark.slow
+async def test_the_guest_reads_the_config_drive_the_service_renders(
+        make_driver: Callable[..., QemuDriver]) -> None:
+    from onestack.compute.drivers import configdrive
+
+    driver = make_driver(config_drive=False)  # only the spec's files make a drive
+    uuid = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+    files = rendered_files(uuid, b"hello")
+    await driver.spawn(spec(uuid, config_drive_files=files))
+    drive = driver.guest_dir(uuid) / "disk.config"
+    assert configdrive.read_iso(drive) == ("config-2", files)
+    log = await wait(driver, uuid, testimage.READY)
+    # slirp has no metadata service: the guest mounted the ISO (-t iso9660)
+    assert f"{M} config-drive iso9660 network_data=yes" in log
+    assert f"{M} metadata {uuid} (config drive)" in log
+    await driver.destroy(uuid)
+
+    # no files and config_drive off: no drive, the guest finds no metadata
+    other = "1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e"
+    await driver.spawn(spec(other))
+    assert not (driver.guest_dir(other) / "disk.config").exists()
+    log = await wait(driver, other, testimage.READY)
+    assert f"{M} metadata none" in log and "config-drive" not in log
+    await driver.destroy(other)

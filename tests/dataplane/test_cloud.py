@@ -34,6 +34,7 @@ def settings(tmp_path: Path, database_url: str | None) -> config.Settings:
     return config.load(
         tmp_path / "data", environ={}, database_url=database_url, port=8780, access_log=False,
         identity={"password_time_cost": 1, "password_memory_cost_kib": 1024},
+        compute={"compute_driver": "fake"},  # no guests
         network={"dataplane": "linux", "external_bridge": "brx" + uuid.uuid4().hex[:6],
                  "external_cidr": f"172.29.{third}.0/24", "external_masquerade": False,
                  "host": "cloud-" + uuid.uuid4().hex[:6]},

@@ -363,3 +363,48 @@ class AggregateMetadata(Base):
         ForeignKey("compute_aggregates.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(String(255))
+
+
+class ConsoleAuthToken(Base):
+    """A remote console's token (Nova's ``console_auth_tokens``): only its SHA-256
+    is stored; it lets the console proxy reach ``instance_uuid``'s VNC server on
+    ``host`` (``socket``: the unix socket there) until ``expires``."""
+
+    __tablename__ = "compute_console_auth_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    console_type: Mapped[str] = mapped_column(String(32))
+    instance_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    internal_access_path: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    socket: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Migration(Base):
+    """A move of a server (Nova's ``migrations``): here a resize, done in place,
+    so source and destination are this host; ``status`` follows Nova's values
+    (migrating, post-migrating, finished, then confirmed or reverted; error)."""
+
+    __tablename__ = "compute_migrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    source_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    source_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    old_instance_type_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    new_instance_type_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(255))
+    migration_type: Mapped[str] = mapped_column(String(32))
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

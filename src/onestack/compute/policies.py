@@ -7,11 +7,14 @@ limits are read by anyone, another project's by admins; a project's members
 create and act on its servers, its readers see them, admins see every
 project's (``all_tenants``), the extended attributes and action events, and
 reset states; offloading a shelved server (``shelveOffload``) and unshelving
-to a named host are admin-only, as in Nova. A project's readers read its servers' metadata and tags and its
+to a named host are admin-only, as in Nova; a project's members get its
+servers' remote consoles, console auth tokens are shown to admins. A project's readers read its servers' metadata and tags and its
 usage, its members change them; hypervisors, services and every project's
 usage are for admins. A project's readers see its server groups and quotas, its
 members create and delete groups; every project's groups (``all_projects``),
 quota changes and quota classes are for admins; anyone reads the default quotas.
+A project's managers list its migrations (and its servers' in-progress live
+migrations); every project's, with the hosts, are for admins.
 
 The rule strings are written out instead of going through Nova's named base
 rules (``project_reader_or_admin`` ...): the enforcer is shared by every service,
@@ -25,6 +28,9 @@ ADMIN = "rule:context_is_admin"
 PROJECT_READER_OR_ADMIN = "rule:context_is_admin or (role:reader and project_id:%(project_id)s)"
 OWNER_USER_OR_ADMIN = "(rule:context_is_admin) or user_id:%(user_id)s"
 PROJECT_MEMBER_OR_ADMIN = "rule:context_is_admin or (role:member and project_id:%(project_id)s)"
+# Nova's project manager persona (2025.1): Keystone's "manager" role, implied by admin
+PROJECT_MANAGER_OR_ADMIN = (
+    "rule:context_is_admin or (role:manager and project_id:%(project_id)s)")
 ANY = "@"
 S = "os_compute_api:servers:"
 
@@ -56,6 +62,7 @@ DEFAULTS: dict[str, str] = {
     S + "allow_all_filters": ADMIN,
     S + "show": PROJECT_READER_OR_ADMIN,
     S + "show:host_status": ADMIN,
+    S + "show:host_status:unknown-only": ADMIN,
     S + "create": PROJECT_MEMBER_OR_ADMIN,
     S + "create:attach_network": PROJECT_MEMBER_OR_ADMIN,
     S + "update": PROJECT_MEMBER_OR_ADMIN,
@@ -70,6 +77,7 @@ DEFAULTS: dict[str, str] = {
     S + "rebuild:trusted_certs": PROJECT_MEMBER_OR_ADMIN,
     S + "create_image": PROJECT_MEMBER_OR_ADMIN,
     S + "create_image:allow_volume_backed": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-create-backup": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-suspend-server:suspend": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-suspend-server:resume": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-rescue": PROJECT_MEMBER_OR_ADMIN,
@@ -83,11 +91,17 @@ DEFAULTS: dict[str, str] = {
     "os_compute_api:os-extended-server-attributes": ADMIN,
     "os_compute_api:os-pause-server:pause": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-pause-server:unpause": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-attach-interfaces:list": PROJECT_READER_OR_ADMIN,
+    "os_compute_api:os-attach-interfaces:show": PROJECT_READER_OR_ADMIN,
+    "os_compute_api:os-attach-interfaces:create": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-attach-interfaces:delete": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-lock-server:lock": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-lock-server:unlock": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-lock-server:unlock:unlock_override": ADMIN,
     "os_compute_api:os-admin-actions:reset_state": ADMIN,
     "os_compute_api:os-console-output": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-remote-consoles": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-console-auth-tokens": ADMIN,
     "os_compute_api:os-instance-actions:list": PROJECT_READER_OR_ADMIN,
     "os_compute_api:os-instance-actions:show": PROJECT_READER_OR_ADMIN,
     "os_compute_api:os-instance-actions:events": ADMIN,
@@ -172,6 +186,13 @@ DEFAULTS: dict[str, str] = {
     "os_compute_api:os-instance-usage-audit-log:list": ADMIN,
     "os_compute_api:os-instance-usage-audit-log:show": ADMIN,
     "os_compute_api:os-migrate-server:migrate": ADMIN,
+    # a project's managers list its migrations (asking for project_id=their own),
+    # admins every project's and the hosts they moved between (Nova 2025.1)
+    "os_compute_api:os-migrations:index": PROJECT_MANAGER_OR_ADMIN,
+    "os_compute_api:os-migrations:index:all_projects": ADMIN,
+    "os_compute_api:os-migrations:index:host": ADMIN,
+    S + "migrations:index": PROJECT_MANAGER_OR_ADMIN,
+    S + "migrations:show": PROJECT_MANAGER_OR_ADMIN,
     "os_compute_api:os-admin-actions:inject_network_info": ADMIN,
     # Nova's default since 2023.1: the service role (networking, block storage)
     "os_compute_api:os-server-external-events:create": "role:service or rule:context_is_admin",

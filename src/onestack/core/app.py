@@ -99,6 +99,8 @@ class ServiceApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket":  # handlers find the state as in HTTP
+                scope["app"] = self
             await self.router(scope, receive, send)
             return
         scope["app"] = self

@@ -234,17 +234,38 @@ class ComputeSettings(Section):
 
     host: str = Field("", description="This compute host's name (default: [network] host, "
                       "else the machine's name)")
-    compute_driver: Literal["fake", "qemu"] = Field(
-        "fake", description="fake: no I/O, instant; qemu: real VMs (KVM when it works, "
-        "else TCG)")
+    compute_driver: Literal["auto", "fake", "qemu"] = Field(
+        "auto", description="qemu: real VMs (KVM when it works, else TCG); fake: no I/O, "
+        "instant; auto: qemu when qemu-system-x86_64 and qemu-img are installed, else fake")
     qemu_accel: Literal["auto", "kvm", "tcg"] = Field(
         "auto", description="auto: KVM if a test guest really boots with it, else TCG")
-    qemu_network: Literal["tap", "user"] = Field(
-        "tap", description="tap: a tap per port for the networking data plane's bridges; "
-        "user: QEMU's user-mode networking (when the data plane is off)")
+    qemu_network: Literal["auto", "tap", "user"] = Field(
+        "auto", description="tap: a tap per port for the networking data plane's bridges; "
+        "user: QEMU's user-mode networking (when the data plane is off); auto: user when "
+        "[network] dataplane is fake or OneStack is not root, else tap")
     config_drive: bool = Field(True, description="Give every guest a config drive")
+    resume_guests_state_on_host_boot: bool = Field(
+        True, description="At start, boot again the guests that ran before the host "
+        "rebooted (the database says running, the hypervisor does not; Nova's default "
+        "is false)")
+    starter_image: str = Field(
+        "onestack-test", description="With the qemu driver, the first start builds the "
+        "test image (this machine's kernel and busybox) and offers it as a public image "
+        "of this name, so a first `openstack server create` has something to boot; "
+        "empty: none")
     shutdown_timeout: float = Field(60.0, gt=0, description="Seconds a guest gets to "
                                     "power off on ACPI before it is stopped")
+    report_interval: float = Field(10.0, gt=0, description="Seconds between the heartbeats "
+                                   "of this host's compute services (Nova's report_interval)")
+    service_down_time: float = Field(60.0, gt=0, description="A compute service whose last "
+                                     "heartbeat is older than this many seconds is down: "
+                                     "the scheduler skips its host (Nova's service_down_time)")
+    image_cache_manager_interval: int = Field(
+        2400, description="Seconds between the qemu driver's prunes of its base-image "
+        "cache (Nova's [image_cache] manager_interval): 0: every 60 s; negative: never")
+    remove_unused_original_minimum_age_seconds: int = Field(
+        86400, ge=0, description="A base image no guest of this host uses is removed "
+        "once its last use is this many seconds old (Nova's [image_cache] option)")
     fake_vcpus: int = Field(1000, gt=0, description="The fake host's VCPUs")
     fake_memory_mb: int = Field(800000, gt=0, description="The fake host's memory (MiB)")
     fake_disk_gb: int = Field(600000, gt=0, description="The fake host's disk (GiB)")
@@ -258,7 +279,8 @@ class ComputeSettings(Section):
     shelved_offload_time: int = Field(0, ge=-1, description="0: a shelved server is "
                                       "offloaded at once (Nova's default); -1: never. A "
                                       "timed offload (>0) is not implemented: it acts as -1")
-    # the defaults of Nova's [quota] section, reported by /limits
+    # the defaults of Nova's [quota] section; those with a unified-limit name seed
+    # the compute service's registered limits in the identity service on startup
     quota_instances: int = 10
     quota_cores: int = 20
     quota_ram: int = 51200

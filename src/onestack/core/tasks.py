@@ -14,6 +14,14 @@ claims it again: that is how work resumes after a crash. Delivery is therefore
 at-least-once: a handler must be safe to run again, and can record finished steps
 with ``TaskHandle.progress`` so that the next attempt skips them.
 
+A runner claims only the kinds it has handlers for, so a kind can name a host
+(``build@compute-2``) and only that host's runner runs it: ``submit(...,
+elsewhere=True)`` adds such a task for another host, and a handler can pass the
+task it holds on with ``TaskHandle.hand_over`` (the same row, pending again
+under the new kind). ``TaskRunner.take_over`` moves a task routed to a runner
+that is gone (a host that is down) to another kind, if that runner has not
+started it or its lease has run out.
+
 Leases compare wall-clock times written by different hosts, so hosts sharing a
 database need synchronised clocks (NTP); a lease ends on a whole second, because
 MariaDB's ``DATETIME`` keeps no fractions.
@@ -132,6 +140,7 @@ class TaskHandle:
         self.result: dict[str, Any] = dict(result or {})
         self.finishing = False
         self.lost = False
+        self.handed_over = False
 
     async def progress(self, **fields: Any) -> None:
         """Merge ``fields`` into the task's ``result`` and store it now (it also
@@ -143,6 +152,18 @@ class TaskHandle:
         merged = {**self.result, **fields}
         await self._runner._store_progress(self, merged)
         self.result = merged
+
+    async def hand_over(self, kind: str, **payload: Any) -> None:
+        """Give the task to the runners of ``kind`` (another host's, say): it goes
+        back to pending under that kind, with ``payload`` merged into its payload,
+        its attempts counted afresh and its progress kept. The handler must return
+        right after; the task is not finished here.
+
+        Raises:
+            LeaseLost: another runner has taken the task over.
+        """
+        await self._runner._hand_over(self, kind, {**self.payload, **payload})
+        self.handed_over = True
 
 
 Handler = Callable[[TaskHandle], Awaitable[Mapping[str, Any] | None]]
@@ -201,11 +222,16 @@ class TaskRunner:
         payload: Mapping[str, Any],
         *,
         task_id: str | None = None,
+        elsewhere: bool = False,
     ) -> str:
         """Add a pending task in the caller's transaction and return its id; the
         runner is woken when that transaction commits (nothing happens if it rolls
-        back, and other processes find the task at their next poll)."""
-        if kind not in self.handlers:
+        back, and other processes find the task at their next poll).
+
+        ``elsewhere``: the kind is one another process's runner handles (a task
+        routed to another host), so this runner need not have a handler for it.
+        """
+        if kind not in self.handlers and not elsewhere:
             raise ValueError(f"no handler for task kind {kind!r}")
         task_id = task_id or str(uuid.uuid4())
         now = utcnow()
@@ -219,6 +245,52 @@ class TaskRunner:
         await session.flush()
         event.listen(session.sync_session, "after_commit", self._after_commit, once=True)
         return task_id
+
+    async def take_over(
+        self,
+        session: AsyncSession,
+        task_id: str,
+        from_kind: str,
+        to_kind: str,
+        payload: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        claimed: bool = False,
+    ) -> str | None:
+        """In the caller's transaction, move a task of ``from_kind`` that its runners
+        have not started (pending) to ``to_kind``, pending, its attempts counted
+        afresh and ``payload`` applied to its payload: what a host does with the
+        work routed to a host that is down. With ``claimed``, a task whose lease
+        has run out (its worker died while running it) is moved too. The state it
+        had (``pending`` / ``running``), or ``None`` when it was not there to take
+        (finished, claimed by a live worker, moved already).
+
+        The row is locked (``SELECT ... FOR UPDATE``) and the update is
+        conditional on its state, owner and kind, so of two takers, or a taker
+        and the runner claiming it, one wins.
+        """
+        t = self.table
+        now = utcnow()
+        row = (await session.execute(
+            select(t).where(t.c.id == task_id, t.c.kind == from_kind).with_for_update()
+        )).first()
+        if row is None:
+            return None
+        m = row._mapping
+        expired = m["lease_until"] is None or m["lease_until"] < now
+        if not (m["state"] == PENDING or (claimed and m["state"] == RUNNING and expired)):
+            return None
+        owner = t.c.owner.is_(None) if m["owner"] is None else t.c.owner == m["owner"]
+        res = await session.execute(
+            update(t)
+            .where(t.c.id == task_id, t.c.kind == from_kind, t.c.state == m["state"], owner)
+            .values(kind=to_kind, payload=payload(dict(m["payload"])), state=PENDING,
+                    owner=None, lease_until=None, attempts=0, updated_at=now)
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        if to_kind in self.handlers:
+            event.listen(session.sync_session, "after_commit", self._after_commit, once=True)
+        return str(m["state"])
 
     def _after_commit(self, _session: Any) -> None:
         self.wake()
@@ -356,7 +428,9 @@ class TaskRunner:
         async with self.db.write() as s:
             res = await s.execute(
                 update(t)
-                .where(t.c.id == task_id, self._claimable(now))
+                # the kind again: it may have changed since the select (take_over)
+                .where(t.c.id == task_id, self._claimable(now),
+                       t.c.kind.in_(list(self.handlers)))
                 .values(state=RUNNING, owner=self.worker_id, lease_until=self._lease_end(now),
                         attempts=t.c.attempts + 1, updated_at=now)
             )
@@ -415,6 +489,8 @@ class TaskRunner:
             await self._guarded(self._attempt_failed(handle, exc), handle)
             return
         handle.finishing = True
+        if handle.handed_over:
+            return
         result = {**handle.result, **(out or {})}
         await self._guarded(self._finish(handle, SUCCEEDED, result=result or None), handle)
 
@@ -456,6 +532,17 @@ class TaskRunner:
         if ok and not self._stopping:
             asyncio.get_running_loop().call_later(delay + 0.01, self.wake)
         return ok
+
+    async def _hand_over(self, handle: TaskHandle, kind: str, payload: dict[str, Any]) -> None:
+        ok = await self._owned_update(
+            handle, kind=kind, payload=payload, state=PENDING, owner=None, lease_until=None,
+            attempts=0, result=handle.result or None,
+        )
+        if not ok:
+            handle.lost = True
+            raise LeaseLost(handle.id)
+        if kind in self.handlers and not self._stopping:
+            self.wake()
 
     async def _store_progress(self, handle: TaskHandle, result: dict[str, Any]) -> None:
         ok = await self._owned_update(

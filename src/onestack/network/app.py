@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import socket
@@ -110,6 +111,9 @@ async def build(runtime: Runtime) -> ASGIApp:
         agent_mod.converge_kind(st.host): agent.handle_task,
     }, concurrency=1, poll_interval=5.0, max_attempts=5)
     st.extras["http"] = runtime.http
+    if runtime.http is not None and "network" in runtime.service_users:
+        # the service user's session: floating IP changes are told to compute with it
+        st.extras["session"] = runtime.service_session("network")
 
     async def startup() -> None:
         if runtime.http is not None and "network" in runtime.service_users:
@@ -126,6 +130,10 @@ async def build(runtime: Runtime) -> ASGIApp:
 
     async def shutdown() -> None:
         await agent.stop()
+        notifying = list(st.extras.get("notify_tasks", ()))
+        for task in notifying:
+            task.cancel()
+        await asyncio.gather(*notifying, return_exceptions=True)
 
     runtime.on_startup(startup)
     runtime.on_shutdown(st.tasks.stop)

@@ -43,6 +43,13 @@ class Compute:
         (project id, user id, token)."""
         return await self.cloud.new_project_user(role)
 
+    async def default_quotas(self, **values: int) -> None:
+        """Every project's default quotas (the ``default`` quota class: the compute
+        service's registered limits in the identity service)."""
+        r = await self.req("PUT", "/os-quota-class-sets/default", version="2.57",
+                           json={"quota_class_set": values})
+        assert r.status_code == 200, r.text
+
     # -- servers -----------------------------------------------------------------
 
     @property

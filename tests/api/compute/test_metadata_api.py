@@ -97,8 +97,8 @@ async def test_signature_headers_and_unknown_instances(nova: Compute) -> None:
     assert (await get(nova, "/openstack/latest/nothing", srv["id"], tenant)).status_code == 404
     # no user data: not listed, 404; no ports: an empty network_data
     r = await get(nova, "/openstack/latest", srv["id"], tenant)
-    assert r.text.splitlines() == ["meta_data.json", "vendor_data.json", "network_data.json",
-                                   "vendor_data2.json"]
+    assert r.text.splitlines() == ["meta_data.json", "password", "vendor_data.json",
+                                   "network_data.json", "vendor_data2.json"]
     assert (await get(nova, "/openstack/latest/user_data", srv["id"], tenant)).status_code == 404
     assert (await get(nova, "/latest/user-data", srv["id"], tenant)).status_code == 404
     r = await get(nova, "/openstack/latest/network_data.json", srv["id"], tenant)

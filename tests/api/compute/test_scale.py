@@ -17,11 +17,9 @@ from onestack.compute.service import scheduler
 from tests.api.compute.conftest import Compute
 
 
-def room_for_all(nova: Compute, n: int) -> None:
+async def room_for_all(nova: Compute, n: int) -> None:
     """Quotas large enough for ``n`` m1.nano servers in the admin project."""
-    st = nova.state
-    st.conf.quota_instances = st.conf.quota_cores = n
-    st.conf.quota_ram = 128 * n
+    await nova.default_quotas(instances=n, cores=n, ram=128 * n)
 
 
 async def settle(nova: Compute, ids: set[str], timeout: float) -> dict[str, dict[str, Any]]:
@@ -49,7 +47,7 @@ async def node(nova: Compute) -> ComputeNode:
 
 @pytest.mark.slow
 async def test_200_concurrent_boots_all_become_active(nova: Compute) -> None:
-    room_for_all(nova, 200)
+    await room_for_all(nova, 200)
     img = await nova.image()
     start = time.monotonic()
     bodies = await asyncio.gather(*(nova.boot(imageRef=img["id"]) for _ in range(200)))
@@ -75,7 +73,7 @@ async def test_200_concurrent_boots_all_become_active(nova: Compute) -> None:
 async def test_a_host_with_room_for_n_gets_exactly_n(nova: Compute) -> None:
     fit, asked = 7, 60
     st = nova.state
-    room_for_all(nova, asked + 3)  # ERROR servers count, as in Nova
+    await room_for_all(nova, asked + 3)  # ERROR servers count, as in Nova
     # memory is the tightest resource: 7 m1.nano (128 MiB) fit, an 8th does not
     await scheduler.set_inventory(st, st.node_id, vcpus=1000, memory_mb=fit * 128 + 100,
                                   local_gb=1000, ram_allocation_ratio=1.0)

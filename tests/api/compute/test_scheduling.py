@@ -19,7 +19,7 @@ from tests.conftest import BASE
 
 async def test_concurrent_boots_never_overcommit(nova: Compute) -> None:
     st = nova.state
-    st.conf.quota_instances = st.conf.quota_cores = 100
+    await nova.default_quotas(instances=100, cores=100)
     await scheduler.set_inventory(st, st.node_id, vcpus=5, cpu_allocation_ratio=1.0)
     img = await nova.image()
     bodies = await asyncio.gather(*(nova.boot(imageRef=img["id"]) for _ in range(20)))

@@ -71,6 +71,57 @@ async def _images(nova: Compute, **params: str) -> list[dict[str, Any]]:
     return r.json()["images"]  # type: ignore[no-any-return]
 
 
+async def test_create_backup_keeps_the_rotation_newest(nova: Compute) -> None:
+    demo = nova.cloud.demo_token
+    sid, img = await _active(nova)
+    count = len(await _images(nova))
+    for bad in ({"name": "b"}, {"name": "b", "backup_type": "daily", "rotation": -1},
+                {"name": "b", "backup_type": "daily", "rotation": "x"},
+                {"name": "b", "backup_type": 1, "rotation": 1},
+                {"name": "b", "backup_type": "daily", "rotation": 1, "extra": 1}):
+        fault(await _act(nova, sid, {"createBackup": bad}, demo), "badRequest", 400)
+    assert len(await _images(nova)) == count  # nothing half-made
+
+    made = []
+    for n in range(3):
+        r = await _act(nova, sid, {"createBackup": {
+            "name": f"bk{n}", "backup_type": "daily", "rotation": "2",
+            "metadata": {"k": "v"}}}, demo, "2.1")
+        assert r.status_code == 202, r.text
+        made.append(r.headers["Location"].rsplit("/", 1)[-1])
+        await nova.wait(sid, "ACTIVE", token=demo)
+    backups = await _images(nova, image_type="backup", instance_uuid=sid)
+    assert {b["id"] for b in backups} == set(made[1:])  # the oldest was rotated out
+    b = await _image(nova, made[2])
+    assert b is not None
+    assert (b["status"], b["backup_type"], b["k"], b["base_image_ref"]) == (
+        "active", "daily", "v", img["id"])
+    assert await _events(nova, sid, "createBackup") == {"compute_backup_instance": "Success"}
+
+    # another type rotates separately; rotation 0 keeps none (no Location before 2.45)
+    r = await _act(nova, sid, {"createBackup": {"name": "w", "backup_type": "weekly",
+                                                "rotation": 0}}, demo, "2.1")
+    assert r.status_code == 202 and "Location" not in r.headers
+    await nova.wait(sid, "ACTIVE", token=demo)
+    assert await _images(nova, image_type="backup", backup_type="weekly",
+                         instance_uuid=sid) == []
+    r = await _act(nova, sid, {"createBackup": {"name": "w", "backup_type": "weekly",
+                                                "rotation": 1}}, demo, "2.45")
+    assert r.status_code == 202 and set(r.json()) == {"image_id"}
+    await nova.wait(sid, "ACTIVE", token=demo)
+    assert len(await _images(nova, image_type="backup", instance_uuid=sid)) == 3
+
+    # the wrong state: 409 and no image
+    assert (await _act(nova, sid, {"rescue": None}, demo)).status_code == 200
+    await nova.wait(sid, "RESCUE", token=demo)
+    count = len(await _images(nova))
+    r = await _act(nova, sid, {"createBackup": {"name": "x", "backup_type": "daily",
+                                                "rotation": 1}}, demo)
+    assert fault(r, "conflictingRequest", 409) == (
+        f"Cannot 'createBackup' instance {sid} while it is in vm_state rescued")
+    assert len(await _images(nova)) == count
+
+
 async def test_suspend_resume(nova: Compute) -> None:
     demo = nova.cloud.demo_token
     sid, _ = await _active(nova)

@@ -148,7 +148,7 @@ async def test_create_validation(nova: Compute) -> None:
 
 
 async def test_server_groups_quota(nova: Compute) -> None:
-    nova.state.conf.quota_server_groups = 2
+    await nova.default_quotas(server_groups=2)
     project, _, token = await nova.project_user()
     await _group(nova, token)
     await _group(nova, token)
@@ -244,7 +244,7 @@ async def test_boot_hint_errors_and_member_quota(nova: Compute) -> None:
     _, _, other = await nova.project_user()
     theirs = await _group(nova, other, policy="affinity")
     assert (await refused({"group": [theirs["id"]]})).status_code == 400
-    nova.state.conf.quota_server_group_members = 2
+    await nova.default_quotas(server_group_members=2)
     g = await _group(nova, demo, policy="soft-affinity")
     exc = await refused({"group": g["id"]}, 3)
     assert (exc.status_code, exc.message) == (403, "Quota exceeded, too many servers in group")

@@ -115,3 +115,31 @@ async def test_limit_zero_is_an_empty_page(nova: Compute) -> None:
     assert r.json()["flavors"] == []
     r = await nova.req("GET", "/servers?limit=1")
     assert len(r.json()["servers"]) == 1
+
+
+async def test_ip_filters_match_fixed_addresses_from_their_start(nova: Compute) -> None:
+    """``ip`` and ``ip6`` are regular expressions matched against the start of a
+    server's fixed addresses of that version (Nova's ``_ip_filter``)."""
+    token = nova.cloud.demo_token
+    img = await nova.image()
+    net = await nova.network(token, cidr="10.31.0.0/24")
+    ids = {}
+    for name, ip in (("a", "10.31.0.15"), ("b", "10.31.0.150"), ("c", "10.31.0.7")):
+        body = await nova.boot(token, imageRef=img["id"], name=name, networks=[
+            {"uuid": net["id"], "fixed_ip": ip}])
+        ids[name] = body["server"]["id"]
+    for sid in ids.values():
+        await nova.wait(sid, "ACTIVE", token=token)
+
+    async def names(query: str) -> list[str]:
+        r = await nova.req("GET", f"/servers?{query}", token, version="2.1")
+        assert r.status_code == 200, r.text
+        return sorted(s["name"] for s in r.json()["servers"])
+
+    assert await names("ip=10.31.0.15") == ["a", "b"]  # from the start, not whole
+    assert await names("ip=10.31.0.15$") == ["a"]
+    assert await names("ip=10\\.31\\.0\\.7") == ["c"]
+    assert await names("ip=0.15") == []  # anchored at the start
+    assert await names("ip=10.31&limit=2") == ["b", "c"]  # newest first, then cut
+    assert await names("ip6=10.31") == []  # no IPv6 address
+    assert await names("ip=[") == []  # not a regular expression: nothing matches

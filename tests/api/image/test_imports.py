@@ -26,6 +26,7 @@ def settings(tmp_path: Path, database_url: str | None) -> config.Settings:
         tmp_path / "data", environ={}, database_url=database_url, port=8780, access_log=False,
         identity={"password_time_cost": 1, "password_memory_cost_kib": 1024},
         image={"file_stores": ["file", "fast"], "web_download_allowed_hosts": ["127.0.0.1"]},
+        compute={"compute_driver": "fake"},  # no guests
         network={"dataplane": "fake"},  # no kernel objects
     )
 

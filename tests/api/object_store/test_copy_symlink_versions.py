@@ -28,6 +28,7 @@ def settings(tmp_path: Path, database_url: str | None,
         tmp_path / "data", environ={}, database_url=database_url, port=8780, access_log=False,
         identity={"password_time_cost": 1, "password_memory_cost_kib": 1024},
         object_store=object_store_conf,
+        compute={"compute_driver": "fake"},  # no guests
         network={"dataplane": "fake"},  # no kernel objects
     )
 

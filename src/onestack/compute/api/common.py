@@ -8,6 +8,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +16,8 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from onestack.compute import errors
+from onestack.compute.models import Instance
+from onestack.compute.service import servers as servers_svc
 from onestack.compute.state import ComputeState, get_state
 from onestack.core.auth import authenticate
 from onestack.core.context import RequestContext
@@ -116,6 +119,21 @@ def state(request: Request) -> ComputeState:
 
 async def context(request: Request) -> RequestContext:
     return await authenticate(request, get_state(request).validator)
+
+
+async def authorized_server(request: Request, action: str,
+                            ctx: RequestContext | None = None
+                            ) -> tuple[RequestContext, Instance]:
+    """The server of the path, if the caller may ``action`` on it (another
+    project's server is a 404 unless the policy lets them see it)."""
+    ctx = ctx or await context(request)
+    inst = await servers_svc.get(get_state(request), request.path_params["server_id"])
+    if not allowed(request, ctx, action, {"project_id": inst.project_id,
+                                          "user_id": inst.user_id}):
+        if ctx.project_id != inst.project_id and not is_admin(request, ctx):
+            raise servers_svc.not_found(inst.uuid)
+        raise errors.policy_refused(action)
+    return ctx, inst
 
 
 def allowed(request: Request, ctx: RequestContext, action: str,
@@ -245,6 +263,16 @@ def check_description(value: Any, field: str = "description",
 
 _DIGITS = re.compile(r"^[0-9]+$")
 METADATA_KEY = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
+
+
+def check_date_time(raw: str, name: str) -> datetime:
+    """A query parameter's ISO 8601 time (``changes-since`` ...); UTC if it has no
+    zone."""
+    try:
+        t = datetime.fromisoformat(raw)
+    except ValueError:
+        raise errors.invalid_query(name, raw, f"{raw!r} is not a 'date-time'") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def check_int(value: Any, field: str, minimum: int, maximum: int = MAX_INT) -> int:

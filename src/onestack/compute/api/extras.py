@@ -7,6 +7,7 @@ empty audit of the last completed period: every compute host ``not run``."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +19,14 @@ from starlette.routing import Route
 from onestack.compute.api import common as c
 from onestack.compute.api.servers import _authorized_server
 from onestack.compute.models import Instance, Service
+from onestack.compute.service import interfaces as interfaces_svc
+from onestack.compute.service import metadata as md_svc
 from onestack.compute.service import servers as servers_svc
 from onestack.compute.service.scheduler import COMPUTE_BINARY
 from onestack.core.errors import BadRequest, Conflict, NotFound
 from onestack.core.http import JSONResponse, read_json
+
+log = logging.getLogger("onestack.compute")
 
 IPS = "os_compute_api:ips:"
 PW = "os_compute_api:os-server-password:"
@@ -33,14 +38,17 @@ AUDIT = "os_compute_api:os-instance-usage-audit-log:"
 # -- /servers/{id}/ips --------------------------------------------------------------------
 
 def _addresses(inst: Instance) -> dict[str, list[dict[str, Any]]]:
-    """The server's fixed addresses by network name, as the ips API shows them
-    (``version`` and ``addr`` only)."""
+    """The server's fixed addresses (each followed by its floating IPs) by
+    network name, as the ips API shows them (``version`` and ``addr`` only)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for port in inst.network_info or []:
         entries = out.setdefault(port.get("network_name") or port["network_id"], [])
         for ip in port.get("fixed_ips", []):
             addr = ip["ip_address"]
             entries.append({"version": 6 if ":" in addr else 4, "addr": addr})
+            entries.extend({"version": 4, "addr": f["address"]}
+                           for f in port.get("floating_ips") or ()
+                           if f.get("fixed_ip_address") == addr)
     return out
 
 
@@ -60,7 +68,7 @@ async def ips_show(request: Request) -> Response:
 
 # -- /servers/{id}/os-server-password ------------------------------------------------------
 
-PASSWORD_KEY = "password"  # in system_metadata (the metadata service's encrypted password)
+PASSWORD_KEY = md_svc.PASSWORD_KEY  # in system_metadata: what the guest posted (encrypted)
 
 
 async def password_show(request: Request) -> Response:
@@ -337,8 +345,10 @@ async def external_events(request: Request) -> Response:
     server (Neutron's vif plugged, changed ...). Each event gets its own code:
     200 for a server of this cloud with a host, 422 for one not on a host yet,
     404 for an unknown one; the answer is 200 when all were taken, 404 when none,
-    207 otherwise. Nothing waits on these events here (the agent plugs a VM's tap
-    itself), so taking one is acknowledging it."""
+    207 otherwise. ``network-changed`` (Neutron sends it when a floating IP of
+    the server's port changes) refreshes the floating IPs in the server's
+    ``network_info``; nothing waits on the other events here (the agent plugs a
+    VM's tap itself), so taking one is acknowledging it."""
     await c.authorize(request, "os_compute_api:os-server-external-events:create")
     raw = await read_json(request)
     outer = c.expect_object(raw, "", ("events",), ("events",))
@@ -377,6 +387,10 @@ async def external_events(request: Request) -> Response:
             out.append({**e, "code": 422, "status": "failed"})
         else:
             out.append({**e, "code": 200})
+    changed = sorted({e["server_uuid"] for e in out
+                      if e["code"] == 200 and e["name"] == "network-changed"})
+    for server_uuid in changed:
+        await interfaces_svc.refresh_floating_ips(c.state(request), server_uuid)
     codes = {e["code"] for e in out}
     status = 200 if codes == {200} else 404 if 200 not in codes and 422 not in codes else 207
     return JSONResponse({"events": out}, status_code=status)

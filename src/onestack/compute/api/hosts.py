@@ -60,7 +60,8 @@ def hypervisor_view(request: Request, h: svc.Hypervisor, detail: bool,
     disabled = n.disabled or bool(service and service.disabled)
     out: dict[str, Any] = {
         "id": _ident(request, h), "hypervisor_hostname": n.hypervisor_hostname,
-        "state": "down" if service is not None and service.forced_down else "up",
+        "state": "down" if service is not None and svc.state_of(c.state(request), service)
+        == "down" else "up",
         "status": "disabled" if disabled else "enabled",
     }
     if detail:
@@ -334,7 +335,7 @@ def service_view(request: Request, st: ComputeState, row: Service) -> dict[str, 
     out: dict[str, Any] = {
         "id": row.uuid if c.supports(request, "2.53") else row.id, "binary": row.binary,
         "host": row.host, "zone": svc.zone_of(st, row),
-        "status": "disabled" if row.disabled else "enabled", "state": svc.state_of(row),
+        "status": "disabled" if row.disabled else "enabled", "state": svc.state_of(st, row),
         "updated_at": _usec(row.updated_at), "disabled_reason": row.disabled_reason,
     }
     if c.supports(request, "2.11"):

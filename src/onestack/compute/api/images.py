@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.compute.api import common as c
+from onestack.compute.service import quotas as quotas_svc
 from onestack.compute.service.external import ExternalError
 from onestack.compute.service.servers import IMAGE_KEYS
 from onestack.core.errors import BadRequest, CloudError, Forbidden, NotFound, ServiceUnavailable
@@ -260,9 +261,13 @@ async def delete(request: Request) -> Response:
 
 # -- /images/{id}/metadata ------------------------------------------------------------------
 
-def _check_quota(request: Request, items: dict[str, Any]) -> None:
-    """Raises: Forbidden past ``[compute] quota_metadata_items``."""
-    allowed = c.state(request).conf.quota_metadata_items
+async def _check_quota(request: Request, items: dict[str, Any]) -> None:
+    """Raises: Forbidden past the caller's project's ``metadata_items`` quota."""
+    st = c.state(request)
+    project = (await c.context(request)).project_id
+    await quotas_svc.prefetch(st, project)
+    async with st.db.read() as s:
+        allowed = await quotas_svc.effective_limit(s, st, project, None, "metadata_items")
     if allowed >= 0 and len(items) > allowed:
         raise Forbidden("Image metadata limit exceeded")
 
@@ -303,7 +308,7 @@ async def meta_create(request: Request) -> Response:
     items = c.check_metadata(await _meta_body(request, "metadata"))
     image = await _get_image(request, request.path_params["image_id"])
     wanted = {**properties(image), **items}
-    _check_quota(request, wanted)
+    await _check_quota(request, wanted)
     updated = await _set_properties(request, image, wanted)
     return JSONResponse({"metadata": properties(updated)})
 
@@ -313,7 +318,7 @@ async def meta_update_all(request: Request) -> Response:
     await _meta_allowed(request)
     items = c.check_metadata(await _meta_body(request, "metadata"))
     image = await _get_image(request, request.path_params["image_id"])
-    _check_quota(request, items)
+    await _check_quota(request, items)
     await _set_properties(request, image, items)
     return JSONResponse({"metadata": items})
 
@@ -326,7 +331,7 @@ async def meta_update(request: Request) -> Response:
         raise BadRequest("Request body and URI mismatch")
     image = await _get_image(request, request.path_params["image_id"])
     wanted = {**properties(image), **meta}
-    _check_quota(request, wanted)
+    await _check_quota(request, wanted)
     await _set_properties(request, image, wanted)
     return JSONResponse({"meta": meta})
 

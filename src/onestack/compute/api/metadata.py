@@ -3,7 +3,9 @@ Neutron's metadata proxy). No token: the networking service's proxy names the
 instance in ``X-Instance-ID`` and signs it (``X-Instance-ID-Signature``) with the
 secret both services share; ``X-Tenant-ID`` must be the instance's project.
 Answers are plain text or JSON, as Nova's; errors are plain text too (a guest's
-tools read them, not an API client)."""
+tools read them, not an API client). GET reads; a POST is taken only by
+``/openstack/<version>/password`` (2013-04-04 on, and latest), where a guest
+stores its encrypted password once."""
 
 from __future__ import annotations
 
@@ -62,6 +64,8 @@ async def handle(request: Request) -> Response:
     if inst.project_id != tenant_id:
         return _text(404, "The resource could not be found.")
     path = request.path_params.get("path", "")
+    if request.method == "POST":
+        return await _post(request, st, inst.uuid, path)
     if svc.needs_network(path):
         md = await svc.for_instance(st, inst)
     else:
@@ -73,7 +77,29 @@ async def handle(request: Request) -> Response:
     return Response(body, media_type=ctype)
 
 
+async def _post(request: Request, st: ComputeState, instance_uuid: str,
+                path: str) -> Response:
+    """A guest stores its (encrypted) password: only ``/openstack/<version>/password``
+    takes a POST (400 too large, 409 once one is set, as Nova's)."""
+    if not svc.is_password_path(path):
+        return _text(405, "The method POST is not allowed for this resource.")
+    body = b""
+    async for chunk in request.stream():  # no further than past the limit
+        body += chunk
+        if len(body) > svc.PASSWORD_MAX_SIZE:
+            break
+    try:
+        await svc.set_password(st, instance_uuid, body)
+    except svc.PasswordAlreadySet:
+        return _text(409, "There was a conflict when trying to complete your request.")
+    except svc.PasswordRejected as exc:
+        return _text(400, str(exc))
+    except svc.MetadataNotFound:
+        return _text(404, "The resource could not be found.")
+    return Response(b"", status_code=200, media_type=svc.TEXT)
+
+
 routes = [
     Route("/metadata", handle, methods=["GET"]),
-    Route("/metadata/{path:path}", handle, methods=["GET"]),
+    Route("/metadata/{path:path}", handle, methods=["GET", "POST"]),
 ]

@@ -64,6 +64,7 @@ async def limits(request: Request) -> Response:
         c.enforce(request, ctx, "os_compute_api:limits:other_project", {})
         project = c.query_one(request, "tenant_id") or project
     st = c.state(request)
+    await quotas_svc.prefetch(st, project)  # the identity service's limits
     async with st.db.read() as s:
         used = await quotas_svc.usage(s, project)
         limits_ = await quotas_svc.project_limits(s, st, project)

@@ -3,7 +3,9 @@
 and delete (back to the defaults); ``/os-quota-class-sets/{class}`` show and
 update (admins). The resources shown and accepted follow the microversion: 2.36
 drops the networking quotas from quota sets (2.50 from quota classes, which show
-the server group quotas only from 2.50), 2.57 the injected file quotas."""
+the server group quotas only from 2.50), 2.57 the injected file quotas. Where the
+limits live (the identity service's unified limits for most of a project's) is
+service/quotas.py's business; the API is Nova's either way."""
 
 from __future__ import annotations
 
@@ -151,6 +153,7 @@ def _class_view(request: Request, values: dict[str, int]) -> dict[str, int]:
 async def class_show(request: Request) -> Response:
     await c.authorize(request, CLASS_POLICY + "show", {})
     name = request.path_params["class_name"]
+    await svc.prefetch(c.state(request))
     async with c.state(request).db.read() as s:
         values = await svc.class_limits(s, c.state(request), name)
     return JSONResponse({"quota_class_set": {"id": name, **_class_view(request, values)}})

@@ -87,12 +87,12 @@ def _tags_version(request: Request) -> None:
         raise NotFound("The resource could not be found.")
 
 
-def tag_problem(tag: Any) -> str | None:
+def tag_problem(tag: Any, min_length: int = 1) -> str | None:
     """Why ``tag`` is not a valid tag (a string of 1 to 60 characters without
-    ``/`` or ``,``), or None."""
+    ``/`` or ``,``; a device tag may be empty: ``min_length`` 0), or None."""
     if not isinstance(tag, str):
         return f"{tag!r} is not of type 'string'"
-    if len(tag) < 1:
+    if len(tag) < min_length:
         return f"{tag!r} is too short"
     if len(tag) > MAX_TAG:
         return f"{tag!r} is too long"

@@ -17,9 +17,12 @@ from starlette.routing import Route
 
 from onestack.compute import errors
 from onestack.compute.api import common as c
-from onestack.compute.api import net_proxies
+from onestack.compute.api import consoles, net_proxies
 from onestack.compute.models import Instance, InstanceAction, InstanceActionEvent
 from onestack.compute.service import actions as actions_svc
+from onestack.compute.service import hosts as hosts_svc
+from onestack.compute.service import migrations as migrations_svc
+from onestack.compute.service import scheduler
 from onestack.compute.service import server_groups as groups_svc
 from onestack.compute.service import servers as svc
 from onestack.core.context import RequestContext
@@ -54,16 +57,7 @@ def target(inst: Server) -> dict[str, str]:
     return {"project_id": inst.project_id, "user_id": inst.user_id}
 
 
-async def _authorized_server(request: Request, action: str) -> tuple[RequestContext, Instance]:
-    """The server of the path, if the caller may ``action`` on it (another
-    project's server is a 404 unless the policy lets them see it)."""
-    ctx = await c.context(request)
-    inst = await svc.get(c.state(request), request.path_params["server_id"])
-    if not c.allowed(request, ctx, action, target(inst)):
-        if ctx.project_id != inst.project_id and not c.is_admin(request, ctx):
-            raise svc.not_found(inst.uuid)
-        raise errors.policy_refused(action)
-    return ctx, inst
+_authorized_server = c.authorized_server
 
 
 # -- rendering -------------------------------------------------------------------------
@@ -77,6 +71,11 @@ def addresses(inst: Server) -> dict[str, list[dict[str, Any]]]:
             entries.append({"version": 6 if ":" in addr else 4, "addr": addr,
                             "OS-EXT-IPS:type": "fixed",
                             "OS-EXT-IPS-MAC:mac_addr": port.get("mac_address")})
+            # then the floating IPs on that fixed address, as Nova lists them
+            entries.extend({"version": 4, "addr": f["address"], "OS-EXT-IPS:type": "floating",
+                            "OS-EXT-IPS-MAC:mac_addr": port.get("mac_address")}
+                           for f in port.get("floating_ips") or ()
+                           if f.get("fixed_ip_address") == addr)
     return out
 
 
@@ -107,6 +106,7 @@ class View:
         self._bookmark = f"{self.base}/{COLLECTION}/"
         self._allowed: dict[tuple[str, str, str], bool] = {}
         self._host_ids: dict[tuple[str, str], str] = {}
+        self._host_statuses: dict[str, str] | None = None
 
     def allowed(self, action: str, inst: Server) -> bool:
         key = (action, inst.project_id, inst.user_id)
@@ -119,6 +119,39 @@ class View:
         """``c.resource_links`` of a server."""
         return [{"rel": "self", "href": self._self + ident},
                 {"rel": "bookmark", "href": self._bookmark + ident}]
+
+    def _host_status_rule(self, inst: Server) -> bool | None:
+        """Nova's two rules: False when any ``host_status`` may be shown, True
+        when only ``UNKNOWN`` may (``show:host_status:unknown-only``), None when
+        none may."""
+        if self.allowed(S + "show:host_status", inst):
+            return False
+        if self.allowed(S + "show:host_status:unknown-only", inst):
+            return True
+        return None
+
+    async def load_host_statuses(self, servers: list[Server]) -> None:
+        """Look up, once for the request, the ``host_status`` of the hosts of
+        the ``servers`` that may show it (2.16); ``full`` renders from it."""
+        hosts: set[str] = set()
+        if self.v2_16:
+            hosts = {i.host for i in servers
+                     if i.host and self._host_status_rule(i) is not None}
+        self._host_statuses = await hosts_svc.host_statuses(c.state(self.request), hosts)
+
+    def host_status(self, inst: Server) -> str | None:
+        """The server's ``host_status``, None when the caller may not see it."""
+        rule = self._host_status_rule(inst)
+        if rule is None:
+            return None
+        if not inst.host:
+            status = hosts_svc.HOST_NONE
+        else:
+            assert self._host_statuses is not None, "load_host_statuses first"
+            status = self._host_statuses.get(inst.host, hosts_svc.HOST_NONE)
+        if rule and status != hosts_svc.HOST_UNKNOWN:
+            return None
+        return status
 
     def host_id(self, inst: Server) -> str:
         if not inst.host:
@@ -212,8 +245,10 @@ def full(request: Request, inst: Server, ctx: RequestContext,
         out["os-extended-volumes:volumes_attached"] = []
     if view.v2_9:
         out["locked"] = inst.locked
-    if view.v2_16 and view.allowed(S + "show:host_status", inst):
-        out["host_status"] = "UP" if inst.host else ""
+    if view.v2_16:
+        host_status = view.host_status(inst)
+        if host_status is not None:
+            out["host_status"] = host_status
     if view.v2_19:
         out["description"] = inst.display_description
     if view.v2_26:
@@ -479,14 +514,6 @@ LIST_QUERY = (
 )
 
 
-def _when(raw: str, name: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(raw)
-    except ValueError:
-        raise errors.invalid_query(name, raw, f"{raw!r} is not a 'date-time'") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def _filters(request: Request, ctx: RequestContext, detail: bool) -> svc.ListFilters:
     c.check_query(request, LIST_QUERY)
     q = request.query_params
@@ -514,9 +541,9 @@ def _filters(request: Request, ctx: RequestContext, detail: bool) -> svc.ListFil
         if q.get("deleted") is not None:
             f.deleted = q["deleted"].lower() in ("true", "1", "yes", "on")
     if q.get("changes-since"):
-        f.changes_since = _when(q["changes-since"], "changes-since")
+        f.changes_since = c.check_date_time(q["changes-since"], "changes-since")
     if q.get("changes-before") and c.supports(request, "2.66"):
-        f.changes_before = _when(q["changes-before"], "changes-before")
+        f.changes_before = c.check_date_time(q["changes-before"], "changes-before")
     if c.supports(request, "2.26"):
         for param, attr in (("tags", "tags"), ("tags-any", "tags_any"),
                             ("not-tags", "not_tags"), ("not-tags-any", "not_tags_any")):
@@ -525,6 +552,7 @@ def _filters(request: Request, ctx: RequestContext, detail: bool) -> svc.ListFil
                 setattr(f, attr, [t.strip() for t in given.split(",") if t.strip()])
     if q.get("locked") is not None and c.supports(request, "2.73"):
         f.locked = c.check_bool(q["locked"], "locked")
+    f.ip, f.ip6 = q.get("ip") or None, q.get("ip6") or None
     keys = q.getlist("sort_key")
     dirs = q.getlist("sort_dir")
     if keys or dirs:
@@ -549,6 +577,8 @@ async def _list(request: Request, detail: bool) -> Response:
     limit, marker = c.limit_and_marker(request)
     page = await svc.list_servers(c.state(request), f, limit, marker, brief=not detail)
     view = View(request, ctx)
+    if detail:
+        await view.load_host_statuses(page)
     items = [full(request, i, ctx, view) if detail else brief(request, i, view)
              for i in page]
     body: dict[str, Any] = {"servers": items}
@@ -581,7 +611,9 @@ async def full_one(request: Request, inst: Instance, ctx: RequestContext, *,
     "rebuild", whose answers lack the extended attributes before 2.75 (rebuild
     shows key_name from 2.54, and user_data instead of
     OS-EXT-SRV-ATTR:user_data from 2.57)."""
-    out = full(request, inst, ctx)
+    view = View(request, ctx)
+    await view.load_host_statuses([inst])
+    out = full(request, inst, ctx, view)
     if changed == "rebuild":
         out.pop("OS-EXT-SRV-ATTR:user_data", None)
         if c.supports(request, "2.57"):
@@ -714,11 +746,10 @@ async def action(request: Request) -> Response:
         text = await svc.console_output(st, inst.uuid, None, length)
         return JSONResponse({"output": text})
     if name == "migrate":
-        # one compute host per cloud: there is nowhere to move a server (Nova
-        # answers NoValidHost with a 400 too)
-        await _authorized_server(request, "os_compute_api:os-migrate-server:migrate")
-        raise BadRequest("No valid host was found. This cloud has one compute host, so "
-                         "a server cannot be migrated.")
+        ctx, inst = await _authorized_server(request, "os_compute_api:os-migrate-server:migrate")
+        host = _migrate_host(request, arg)
+        await migrations_svc.cold_migrate(st, inst.uuid, caller(request, ctx), host)
+        return Response(status_code=202)
     if name == "injectNetworkInfo":
         # guests take their network by DHCP and the metadata service, which always
         # have the ports' current state: nothing to push
@@ -727,6 +758,23 @@ async def action(request: Request) -> Response:
     if name in MORE_ACTIONS:
         return await MORE_ACTIONS[name](request, arg)
     raise BadRequest(f"There is no such action: {name}")
+
+
+def _migrate_host(request: Request, arg: Any) -> str | None:
+    """``migrate``'s body: null, or from 2.56 ``{"host": name or null}``.
+
+    Raises:
+        BadRequest (Nova's schema messages).
+    """
+    if not c.supports(request, "2.56"):
+        if arg is not None:
+            raise errors.invalid_field("migrate", arg, f"{arg!r} is not of type 'null'")
+        return None
+    if arg is None:
+        return None
+    c.expect_object(arg, "migrate", ("host",), path="migrate")
+    return c.check_string(arg.get("host"), "host", nullable=True, min_length=1,
+                          max_length=255)
 
 
 # -- the actions of service/actions.py: (instance action, policy rule) -------------------
@@ -878,6 +926,25 @@ async def _create_image(request: Request, arg: Any) -> Response:
         "Location": f"{url.scheme}://{url.netloc}/image/v2/images/{image_id}"})
 
 
+async def _create_backup(request: Request, arg: Any) -> Response:
+    ctx, inst = await _authorized_server(request, "os_compute_api:os-create-backup")
+    c.expect_object(arg, "createBackup", ("name", "backup_type", "rotation", "metadata"),
+                    ("name", "backup_type", "rotation"), path="createBackup")
+    name = c.check_name(arg["name"])
+    backup_type = c.check_string(arg["backup_type"], "backup_type")
+    rotation = c.check_int(arg["rotation"], "rotation", 0)
+    metadata = c.check_metadata(arg["metadata"]) if "metadata" in arg else {}
+    image_id = await actions_svc.create_backup(c.state(request), inst.uuid,
+                                               caller(request, ctx), name, backup_type or "",
+                                               rotation, metadata)
+    if c.supports(request, "2.45"):
+        return JSONResponse({"image_id": image_id}, status_code=202)
+    url = request.url
+    headers = ({"Location": f"{url.scheme}://{url.netloc}/image/v2/images/{image_id}"}
+               if rotation > 0 else {})  # rotation 0 deletes the backup once made
+    return Response(status_code=202, headers=headers)
+
+
 async def _shelve(request: Request, arg: Any) -> Response:
     ctx, inst = await _authorized_server(request, "os_compute_api:os-shelve:shelve")
     await actions_svc.shelve(c.state(request), inst.uuid, caller(request, ctx))
@@ -901,9 +968,10 @@ async def _unshelve(request: Request, arg: Any) -> Response:
             raise BadRequest("The requested availability zone is not available")
         if arg.get("host") is not None:
             c.enforce(request, ctx, "os_compute_api:os-shelve:unshelve_to_host", target(inst))
-            if arg["host"] != st.host:
+            if not await hosts_svc.list_services(st, scheduler.COMPUTE_BINARY, arg["host"]):
                 raise BadRequest(f"Compute host {arg['host']} could not be found.")
-    await actions_svc.simple(c.state(request), inst.uuid, caller(request, ctx), "unshelve")
+    host = arg.get("host") if isinstance(arg, dict) and c.supports(request, "2.91") else None
+    await actions_svc.unshelve(c.state(request), inst.uuid, caller(request, ctx), host)
     return Response(status_code=202)
 
 
@@ -925,10 +993,13 @@ async def _restore(request: Request, arg: Any) -> Response:
 MORE_ACTIONS: dict[str, ActionHandler] = {
     **{name: _simple(name) for name in SIMPLE},
     "confirmResize": _confirm_resize, "rescue": _rescue, "resize": _resize,
-    "rebuild": _rebuild, "createImage": _create_image, "shelve": _shelve,
+    "rebuild": _rebuild, "createImage": _create_image, "createBackup": _create_backup,
+    "shelve": _shelve,
     "unshelve": _unshelve, "forceDelete": _force_delete, "restore": _restore,
     # addSecurityGroup, removeSecurityGroup, addFloatingIp, removeFloatingIp
     **net_proxies.ACTIONS,
+    # os-getVNCConsole, os-getSPICEConsole, os-getSerialConsole, os-getRDPConsole
+    **consoles.ACTIONS,
 }
 
 

@@ -55,11 +55,27 @@ class InstanceSpec:
     key_data: str | None = None
     ports: tuple[dict[str, Any], ...] = ()  # id, mac_address, fixed_ips, network_id
     metadata: dict[str, str] = field(default_factory=dict)
+    # the config drive's files (path inside it -> content) as the compute service
+    # renders them (service/metadata.py); None: the guest gets no config drive
+    # from the service (a driver may still make one from the spec alone)
+    config_drive_files: dict[str, bytes] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class GuestInfo:
     power_state: int
+
+
+@dataclass(frozen=True)
+class VncConsole:
+    """Where a guest's VNC server is (Nova's ``ConsoleVNC``): ``host``/``port`` and
+    ``internal_access_path`` as the console auth tokens show them; ``socket`` the
+    unix socket the console proxy connects to (None: nothing to connect to)."""
+
+    host: str
+    port: int
+    internal_access_path: str | None = None
+    socket: str | None = None
 
 
 class Driver(abc.ABC):
@@ -113,6 +129,11 @@ class Driver(abc.ABC):
     async def console_output(self, uuid: str) -> str:
         """The guest's serial console log so far. Raises: GuestNotFound."""
 
+    async def vnc_console(self, uuid: str) -> VncConsole:
+        """The guest's VNC server (api/consoles.py). Raises: GuestNotFound,
+        NotImplementedError (a driver without consoles: Nova's 501)."""
+        raise NotImplementedError
+
     # -- the actions beyond power (service/actions.py) -------------------------------
     #
     # Each may be called again after a crash part-way: it must then finish the
@@ -165,3 +186,18 @@ class Driver(abc.ABC):
     async def snapshot(self, uuid: str, dest: Path) -> None:
         """Write the guest's root disk, as a standalone image in
         ``snapshot_disk_format``, to ``dest``. Raises: GuestNotFound."""
+
+    # -- interfaces (service/interfaces.py) ------------------------------------------
+
+    async def attach_interface(self, spec: InstanceSpec, port: dict[str, Any]) -> None:
+        """Plug a NIC for ``port`` (a ``network_info`` entry: ``port_id``,
+        ``mac_address`` ...) into the guest: hot-plugged into a running or paused
+        guest, and kept for its next start (a stopped guest only gets it then).
+        A NIC already there is left alone. Raises: GuestNotFound, DriverError."""
+        raise DriverError(f"the {self.name} driver cannot attach interfaces")
+
+    async def detach_interface(self, uuid: str, port: dict[str, Any]) -> None:
+        """Take the NIC of ``port`` out of the guest, now and for its next start;
+        nothing to do if it is not there. Raises: DriverError (the guest did not
+        let it go)."""
+        raise DriverError(f"the {self.name} driver cannot detach interfaces")

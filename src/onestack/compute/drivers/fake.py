@@ -19,6 +19,7 @@ from onestack.compute.drivers.base import (
     GuestInfo,
     InstanceSpec,
     Inventory,
+    VncConsole,
 )
 
 
@@ -62,6 +63,12 @@ class FakeDriver(Driver):
 
     async def destroy(self, uuid: str) -> None:
         self.guests.pop(uuid, None)
+
+    async def vnc_console(self, uuid: str) -> VncConsole:
+        """Nova's fake driver's answer: a console on a host that does not exist
+        (the proxy has nothing to connect to)."""
+        self._guest(uuid)
+        return VncConsole(host="fakevncconsole.com", port=6969)
 
     async def power_off(self, uuid: str) -> None:
         g = self._guest(uuid)
@@ -122,3 +129,15 @@ class FakeDriver(Driver):
     async def snapshot(self, uuid: str, dest: Path) -> None:
         self._guest(uuid)
         dest.write_bytes(self.PLACEHOLDER_DISK)
+
+    async def attach_interface(self, spec: InstanceSpec, port: dict[str, Any]) -> None:
+        g = self._guest(spec.uuid)
+        pid = port.get("port_id") or port.get("id")
+        if not any((p.get("port_id") or p.get("id")) == pid for p in g.spec.ports):
+            g.spec = replace(g.spec, ports=(*g.spec.ports, dict(port)))
+
+    async def detach_interface(self, uuid: str, port: dict[str, Any]) -> None:
+        g = self._guest(uuid)
+        pid = port.get("port_id") or port.get("id")
+        g.spec = replace(g.spec, ports=tuple(p for p in g.spec.ports
+                                             if (p.get("port_id") or p.get("id")) != pid))

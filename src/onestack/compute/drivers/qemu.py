@@ -3,12 +3,18 @@
 Everything about a guest is in its directory ``<instances_dir>/<uuid>/``::
 
     disk            qcow2 overlay on the cached base image (``_base/<sha of image id>``)
-    disk.config     config drive (vfat labelled ``config-2``, Nova's format), if enabled
+    disk.config     config drive: ISO 9660 labelled ``config-2`` (configdrive.py), on a
+                    read-only virtio disk; the files the compute service renders
+                    (``InstanceSpec.config_drive_files``), else, with ``config_drive``
+                    on, meta_data.json and user_data from the spec alone
     qemu.json       the QEMU command line, so power-on and adoption need no spec
     qemu.pid        QEMU's pidfile
+    qemu.stderr     what QEMU printed at its last start (until it daemonised)
     qmp.sock        its QMP socket (``qemu.qmp`` speaks to it; elsewhere if the
                     path is too long for a unix socket: ``qmp_path``)
     console.log     the serial console (``ttyS0``), appended across power cycles
+    vnc.sock        its VNC server (the console proxy's end; elsewhere if too long,
+                    as qmp.sock: ``vnc_path``)
 
 QEMU runs daemonised (``-daemonize``), so guests outlive OneStack; a driver that
 starts again (or a new driver object) finds each guest from its pidfile and QMP
@@ -23,6 +29,14 @@ if the guest has no ports.
 
 The accelerator is KVM when a guest really boots with it (``accelerator()``:
 some hosts have /dev/kvm whose KVM asserts or hangs), else TCG.
+
+Base images: ``_base/<sha1 of the image id>``, fetched once (``_base_image``).
+Every use (spawn, rebuild, rescue, ``cache_image``) touches the file, and so
+does a prune that finds a guest's overlay backed by it: its mtime is its last
+use. ``prune_base_images`` (the compute service runs it every
+``image_cache_manager_interval``) removes the base files no overlay in a
+guest's directory is backed by and whose last use is older than the minimum
+age, as Nova's image cache manager does.
 """
 
 from __future__ import annotations
@@ -37,11 +51,11 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from onestack.compute.drivers import testimage
+from onestack.compute.drivers import configdrive, testimage
 from onestack.compute.drivers.base import (
     CRASHED,
     NOSTATE,
@@ -55,6 +69,7 @@ from onestack.compute.drivers.base import (
     GuestNotFound,
     InstanceSpec,
     Inventory,
+    VncConsole,
 )
 from onestack.core.concurrency import run_blocking, run_command
 
@@ -163,7 +178,14 @@ async def wait_for_text(path: Path, text: str, timeout: float, offset: int = 0) 
             return data
         if time.monotonic() > deadline:
             raise TimeoutError(f"{text!r} not in {path} after {timeout} s")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
+
+
+class BaseImage(NamedTuple):
+    """A cached base image: its file, its qemu format (qcow2 or raw), its virtual size."""
+    path: Path
+    format: str
+    virtual_size: int
 
 
 class QemuDriver(Driver):
@@ -184,6 +206,13 @@ class QemuDriver(Driver):
         self.shutdown_timeout = shutdown_timeout
         self.qemu = qemu
         self._locks: dict[str, asyncio.Lock] = {}
+        self._base_info: dict[Path, BaseImage] = {}  # what qemu-img info said of each
+        # base files a spawn or rescue is using (fetch to overlay), and the serial
+        # number of each one's latest such use: a prune spares them (prune_base_images)
+        self._base_pins: dict[Path, int] = {}
+        self._base_uses: dict[Path, int] = {}
+        self._use_serial = 0
+        self._prune_lock = asyncio.Lock()
 
     # -- paths and state -----------------------------------------------------------
 
@@ -195,16 +224,24 @@ class QemuDriver(Driver):
     def console_path(self, uuid: str) -> Path:
         return self.guest_dir(uuid) / "console.log"
 
-    def qmp_path(self, uuid: str) -> Path:
-        """The QMP socket: in the guest's directory, unless that path is too long
-        for a unix socket (108 bytes); then a name derived from it in a private
-        directory under the system's temporary directory."""
-        path = self.guest_dir(uuid) / "qmp.sock"
+    def _socket_path(self, uuid: str, name: str, suffix: str) -> Path:
+        """A unix socket in the guest's directory, unless that path is too long
+        for one (108 bytes); then a name derived from it in a private directory
+        under the system's temporary directory."""
+        path = self.guest_dir(uuid) / name
         if len(os.fsencode(path)) < 100:
             return path
         short = Path(tempfile.gettempdir()) / f"onestack-qmp-{os.getuid()}"
         short.mkdir(mode=0o700, exist_ok=True)
-        return short / (hashlib.sha1(os.fsencode(path)).hexdigest()[:24] + ".sock")
+        return short / (hashlib.sha1(os.fsencode(path)).hexdigest()[:24] + suffix)
+
+    def qmp_path(self, uuid: str) -> Path:
+        """The QMP socket."""
+        return self._socket_path(uuid, "qmp.sock", ".sock")
+
+    def vnc_path(self, uuid: str) -> Path:
+        """The VNC server's unix socket (``-vnc unix:``)."""
+        return self._socket_path(uuid, "vnc.sock", ".vnc")
 
     def _lock(self, uuid: str) -> asyncio.Lock:
         return self._locks.setdefault(uuid, asyncio.Lock())
@@ -297,13 +334,27 @@ class QemuDriver(Driver):
             await self._launch(spec.uuid)
 
     async def _prepare(self, spec: InstanceSpec) -> None:
-        """The guest's directory: disk, config drive and, last, its command line."""
+        """The guest's directory: disk, config drive and, last, its command line.
+        The config drive is written (in a thread) while the base image is found
+        or fetched."""
         gdir = self.guest_dir(spec.uuid)
         await run_blocking(gdir.mkdir, parents=True, exist_ok=True)
-        base, fmt = await self._base_image(spec.image)
-        await self._make_overlay(gdir, base, fmt, spec.root_gb)
-        if self.config_drive:
-            await run_blocking(make_config_drive, gdir / "disk.config", spec)
+        files = spec.config_drive_files
+        if files is None and self.config_drive:
+            files = configdrive.fallback_files(spec)
+        iso = None if files is None else asyncio.ensure_future(
+            run_blocking(configdrive.make_iso, gdir / "disk.config", files))
+        with self._using_base(spec.image):
+            try:
+                base = await self._base_image(spec.image)
+            finally:  # the ISO is finished (or failed) before the caller cleans up
+                if iso is not None:
+                    await asyncio.wait([iso])
+                    if not iso.cancelled():
+                        iso.exception()  # retrieved, even when the base image failed
+            if iso is not None:
+                iso.result()  # its error, if any
+            await self._make_overlay(gdir, base, spec.root_gb)
         argv = await self._argv(spec)
         tmp = gdir / "qemu.json.tmp"
         await run_blocking(tmp.write_text, json.dumps(argv))
@@ -315,20 +366,78 @@ class QemuDriver(Driver):
         argv = json.loads((gdir / argv_file).read_text())
         with contextlib.suppress(FileNotFoundError):
             self.qmp_path(uuid).unlink()
-        code, _out, err = await run_command(*argv, timeout=60.0)
+        # wait for the -daemonize parent's exit, not for EOF on its output: under
+        # uvloop (`onestack up`) a child gets extra inheritable copies of its
+        # stdout/stderr sockets (beyond fds 1 and 2), which the daemon keeps for
+        # the guest's whole life, so reading to EOF waited out the timeout
+        err_path = gdir / "qemu.stderr"
+        err_file = await run_blocking(open, err_path, "wb")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=err_file)
+            try:
+                async with asyncio.timeout(60.0):
+                    code = await proc.wait()
+            except BaseException:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+                raise
+        finally:
+            err_file.close()
         if code != 0:
+            err = await run_blocking(err_path.read_text, errors="replace")
             raise DriverError(f"QEMU failed to start {uuid}: {err.strip()[-500:]}")
         if self.pid(uuid) is None:
-            raise DriverError(f"QEMU for {uuid} exited right after starting")
+            err = await run_blocking(err_path.read_text, errors="replace")
+            raise DriverError(f"QEMU for {uuid} exited right after starting: "
+                              f"{err.strip()[-500:]}")
 
-    async def _base_image(self, image: dict[str, Any]) -> tuple[Path, str]:
-        """The image in the base cache, fetched once; (path, qemu format)."""
+    async def cache_image(self, image: dict[str, Any]) -> None:
+        """Have the image in the base cache (fetched if it is not): what ``spawn``
+        would do first, for a caller that can start it earlier (the compute
+        service, while it binds the server's ports). Raises: DriverError."""
+        await self._base_image(image)
+
+    def _base_path(self, image: dict[str, Any]) -> Path:
+        return self.base_dir / hashlib.sha1(str(image.get("id") or "").encode()).hexdigest()
+
+    def _base_lock(self, base: Path) -> asyncio.Lock:
+        """The lock of a base file (its fetch, its removal): keyed by the file, so
+        that a prune, which knows only the file, takes the one a spawn takes (a
+        guest's uuid never starts with ``_``)."""
+        return self._lock("_base/" + base.name)
+
+    @contextlib.contextmanager
+    def _using_base(self, image: dict[str, Any]) -> Iterator[None]:
+        """Pin the image's base file while a guest's overlay on it is being made
+        (from before the fetch until the overlay is in its directory), and count
+        the use: a prune that runs meanwhile keeps the file."""
+        base = self._base_path(image)
+        self._use_serial += 1
+        self._base_uses[base] = self._use_serial
+        self._base_pins[base] = self._base_pins.get(base, 0) + 1
+        try:
+            yield
+        finally:
+            self._base_pins[base] -= 1
+            if not self._base_pins[base]:
+                del self._base_pins[base]
+
+    async def _base_image(self, image: dict[str, Any]) -> BaseImage:
+        """The image in the base cache, fetched once (to a temporary file, checked,
+        then renamed into place), its mtime set to now (its last use, which the
+        prune reads). Raises: DriverError."""
         image_id = str(image.get("id") or "")
         if not image_id:
             raise DriverError("the instance has no image")
-        base = self.base_dir / hashlib.sha1(image_id.encode()).hexdigest()
-        async with self._lock("_base/" + image_id):
-            if not base.exists():
+        base = self._base_path(image)
+        async with self._base_lock(base):
+            cached = await run_blocking(_touch, base)
+            if cached and base in self._base_info:
+                return self._base_info[base]
+            if not cached:
                 if self.image_fetcher is None:
                     raise DriverError(f"image {image_id} is not cached and no image "
                                       "fetcher is configured")
@@ -337,31 +446,119 @@ class QemuDriver(Driver):
                 os.close(fd)
                 try:
                     await self.image_fetcher(image, Path(tmp))
-                    await self._image_format(image_id, Path(tmp))  # only good images are kept
+                    # only good images are kept
+                    info = await self._image_info(image_id, Path(tmp), base)
                     await run_blocking(os.rename, tmp, base)
                 finally:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(tmp)
-        return base, await self._image_format(image_id, base)
+            else:  # cached by an earlier process
+                info = await self._image_info(image_id, base, base)
+            # base images never change once in place: one qemu-img info each
+            self._base_info[base] = info
+            return info
 
-    async def _image_format(self, image_id: str, path: Path) -> str:
-        """qcow2 or raw, as ``qemu-img info`` sees it. Raises: DriverError."""
+    async def _image_info(self, image_id: str, path: Path, base: Path) -> BaseImage:
+        """qcow2 or raw and the virtual size, as ``qemu-img info`` sees the file at
+        ``path`` (to be, or being, ``base``). Raises: DriverError."""
         code, out, err = await run_command("qemu-img", "info", "--output=json", str(path))
         if code != 0:
             raise DriverError(f"image {image_id} is not a disk image: {err.strip()[-300:]}")
         info = json.loads(out)
         if info["format"] not in ("qcow2", "raw") or info.get("backing-filename"):
             raise DriverError(f"image {image_id} has unsupported format {info['format']}")
-        return str(info["format"])
+        return BaseImage(base, str(info["format"]), int(info["virtual-size"]))
 
-    async def _make_overlay(self, gdir: Path, base: Path, fmt: str, root_gb: int,
+    async def prune_base_images(self, min_age: float = 86400.0,
+                                now: float | None = None) -> list[Path]:
+        """Remove the base files no guest uses whose last use is at least
+        ``min_age`` seconds before ``now`` (default: the time); return them.
+
+        In use: the backing file of a qcow2 file in a guest's directory (``disk``,
+        ``disk.rescue``, ``disk.pre-resize`` ...), read from its header; those are
+        touched, so their age counts from the last prune that saw them in use, or
+        from the last spawn, rebuild or rescue on them. Files being fetched
+        (``.fetch-*``) and other names are left alone. Each removal holds the
+        base's lock, and a base a spawn or rescue pinned (``_using_base``) at any
+        time since the guests were read is kept. Raises: OSError if a guest's
+        disk cannot be read (then nothing is removed)."""
+        async with self._prune_lock:
+            serial = self._use_serial
+            pinned = set(self._base_pins)
+            bases, in_use = await run_blocking(self._scan_bases)
+            now = time.time() if now is None else now
+            removed: list[Path] = []
+            for base, real in bases.items():
+                if real in in_use:
+                    with contextlib.suppress(OSError):  # gone or not ours: not removed
+                        await run_blocking(os.utime, base)
+                    continue
+                if base in pinned:
+                    continue
+                async with self._base_lock(base):
+                    if base in self._base_pins or self._base_uses.get(base, 0) > serial:
+                        continue  # used since the guests were read
+                    try:
+                        mtime = (await run_blocking(os.stat, base)).st_mtime
+                    except FileNotFoundError:
+                        self._base_info.pop(base, None)
+                        continue
+                    if now - mtime < min_age:
+                        continue
+                    try:
+                        await run_blocking(os.unlink, base)
+                    except FileNotFoundError:
+                        pass
+                    else:
+                        removed.append(base)
+                        log.info("removed base image %s: unused for %d s", base,
+                                 int(now - mtime))
+                    self._base_info.pop(base, None)
+                    self._base_uses.pop(base, None)
+            return removed
+
+    def _scan_bases(self) -> tuple[dict[Path, str], set[str]]:
+        """The base files (``_base/<40 hex digits>``, each with its real path) and
+        the real paths of the backing files of the guests' qcow2 files."""
+        bases: dict[Path, str] = {}
+        try:
+            names = os.listdir(self.base_dir)
+        except FileNotFoundError:
+            return bases, set()
+        for name in names:
+            if len(name) == 40 and all(c in "0123456789abcdef" for c in name):
+                path = self.base_dir / name
+                if path.is_file():
+                    bases[path] = os.path.realpath(path)
+        if not bases:
+            return bases, set()
+        in_use: set[str] = set()
+        for gdir in self.dir.iterdir():
+            if gdir == self.base_dir or not gdir.is_dir():
+                continue
+            try:
+                entries = list(os.scandir(gdir))
+            except FileNotFoundError:  # a guest just deleted
+                continue
+            for entry in entries:
+                if not entry.is_file(follow_symlinks=False):  # sockets, FIFOs ...
+                    continue
+                try:
+                    backing = qcow2_backing_file(Path(entry.path))
+                except FileNotFoundError:
+                    continue
+                if backing:
+                    in_use.add(os.path.realpath(gdir / backing))  # relative: to its overlay
+        return bases, in_use
+
+    async def _make_overlay(self, gdir: Path, base: BaseImage, root_gb: int,
                             name: str = "disk") -> None:
+        """A qcow2 overlay on the base image, grown to ``root_gb`` if that is more."""
         tmp = gdir / f"{name}.tmp"
-        argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(base), str(tmp)]
-        if root_gb > 0:
-            _, out, _ = await run_command("qemu-img", "info", "--output=json", str(base))
-            if json.loads(out)["virtual-size"] < root_gb << 30:
-                argv.append(f"{root_gb}G")
+        argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", base.format,
+                "-b", str(base.path), str(tmp)]
+        if root_gb > 0 and base.virtual_size < root_gb << 30:
+            argv.append(f"{root_gb}G")
         code, _, err = await run_command(*argv)
         if code != 0:
             raise DriverError(f"qemu-img create failed: {err.strip()[-300:]}")
@@ -375,14 +572,17 @@ class QemuDriver(Driver):
             "-name", f"guest={spec.name},process=qemu:{spec.name}", "-uuid", spec.uuid,
             "-machine", f"pc,accel={accel}", "-cpu", "host" if accel == "kvm" else "max",
             "-smp", str(max(1, spec.vcpus)), "-m", str(max(64, spec.memory_mb)),
-            "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
+            "-nodefaults", "-no-user-config", "-display", "none", "-vga", "std",
             "-daemonize", "-pidfile", str(gdir / "qemu.pid"),
             "-qmp", f"unix:{self.qmp_path(spec.uuid)},server=on,wait=off",
             "-chardev", f"file,id=serial0,path={gdir / 'console.log'},append=on",
             "-serial", "chardev:serial0",
+            "-vnc", f"unix:{self.vnc_path(spec.uuid)}",
             "-drive", f"file={gdir / 'disk'},if=virtio,format=qcow2,cache=writeback",
         ]
-        if self.config_drive:
+        # the config drive _prepare made, as a read-only virtio disk (Nova's libvirt
+        # driver uses a CD-ROM; guests find it by its label either way)
+        if (gdir / "disk.config").exists():
             argv += ["-drive", f"file={gdir / 'disk.config'},if=virtio,format=raw,readonly=on"]
         ports = list(spec.ports)
         if self.network == "user" and not ports:
@@ -408,6 +608,8 @@ class QemuDriver(Driver):
             await self._kill(uuid)
             with contextlib.suppress(FileNotFoundError):
                 self.qmp_path(uuid).unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self.vnc_path(uuid).unlink()
             await run_blocking(shutil.rmtree, gdir, ignore_errors=True)
         self._locks.pop(uuid, None)
 
@@ -503,6 +705,16 @@ class QemuDriver(Driver):
                 return ""
         return await run_blocking(read)
 
+    async def vnc_console(self, uuid: str) -> VncConsole:
+        """The guest's VNC server: the unix socket its command line names (none
+        for a guest started before guests had one; it gets one when its command
+        line is written again: rebuild, resize, rescue)."""
+        self._require(uuid)
+        argv = json.loads(await run_blocking((self.guest_dir(uuid) / "qemu.json").read_text))
+        sock = next((argv[i + 1][len("unix:"):] for i, arg in enumerate(argv[:-1])
+                     if arg == "-vnc" and argv[i + 1].startswith("unix:")), None)
+        return VncConsole(host="", port=0, socket=sock)  # host: the compute host's
+
 
     # -- suspend, rescue, resize, snapshot --------------------------------------------
 
@@ -548,8 +760,9 @@ class QemuDriver(Driver):
                 return
             await self._power_off(uuid, self.shutdown_timeout)
             if not (gdir / "disk.rescue").exists():
-                base, fmt = await self._base_image(rescue_image)
-                await self._make_overlay(gdir, base, fmt, 0, name="disk.rescue")
+                with self._using_base(rescue_image):
+                    base = await self._base_image(rescue_image)
+                    await self._make_overlay(gdir, base, 0, name="disk.rescue")
             argv = json.loads((gdir / "qemu.json").read_text())
             own = f"file={gdir / 'disk'},if=virtio,format=qcow2,cache=writeback"
             i = argv.index(own)
@@ -656,47 +869,168 @@ class QemuDriver(Driver):
             if code != 0:
                 raise DriverError(f"qemu-img convert failed: {err.strip()[-300:]}")
 
+    # -- interfaces: hot-plug, and the command line the next start uses --------------
+
+    unplug_timeout = 30.0  # how long a detach waits for the guest to let its NIC go
+
+    def _new_nic(self, port: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """QMP ``netdev_add`` and ``device_add`` arguments for the port's NIC (ids
+        ``net-``/``nic-`` + the port id's first 11 characters)."""
+        port_id = str(port.get("port_id") or port.get("id") or "")
+        if not port_id:
+            raise DriverError(f"port {port} has no id")
+        netdev: dict[str, Any] = {"type": "user", "id": f"net-{port_id[:11]}"}
+        if self.network == "tap":
+            netdev = {"type": "tap", "id": netdev["id"], "ifname": tap_name(port_id),
+                      "script": "no", "downscript": "no"}
+        device: dict[str, Any] = {"driver": "virtio-net-pci", "id": f"nic-{port_id[:11]}",
+                                  "netdev": netdev["id"]}
+        if port.get("mac_address"):
+            device["mac"] = str(port["mac_address"]).lower()
+        return netdev, device
+
+    async def _live_nics(self, uuid: str) -> dict[str, str]:
+        """The running guest's virtio NICs: MAC -> QOM path (named or anonymous)."""
+        out: dict[str, str] = {}
+        for container in ("/machine/peripheral", "/machine/peripheral-anon"):
+            for child in await self._qmp(uuid, "qom-list", {"path": container}):
+                if child.get("type") != "child<virtio-net-pci>":
+                    continue
+                path = f"{container}/{child['name']}"
+                mac = await self._qmp(uuid, "qom-get", {"path": path, "property": "mac"})
+                out[str(mac).lower()] = path
+        return out
+
+    def _write_argv(self, uuid: str, argv: list[str]) -> None:
+        gdir = self.guest_dir(uuid)
+        (gdir / "qemu.json.tmp").write_text(json.dumps(argv))
+        os.rename(gdir / "qemu.json.tmp", gdir / "qemu.json")
+
+    async def attach_interface(self, spec: InstanceSpec, port: dict[str, Any]) -> None:
+        """Hot-plug (``netdev_add`` + ``device_add``) into a running guest, then add
+        the NIC to ``qemu.json`` so that every later start has it (a stopped
+        guest only gets that)."""
+        uuid = spec.uuid
+        netdev, device = self._new_nic(port)
+        async with self._lock(uuid):
+            self._require(uuid)
+            if self.pid(uuid) is not None and device.get("mac") not in \
+                    await self._live_nics(uuid):
+                try:
+                    await self._qmp(uuid, "netdev_add", netdev)
+                except DriverError as exc:
+                    if "Duplicate" not in str(exc) and "already" not in str(exc):
+                        raise
+                try:
+                    await self._qmp(uuid, "device_add", device)
+                except DriverError:
+                    with contextlib.suppress(DriverError):
+                        await self._qmp(uuid, "netdev_del", {"id": netdev["id"]})
+                    raise
+            argv = json.loads(await run_blocking((self.guest_dir(uuid) / "qemu.json").read_text))
+            if _nic_in_argv(argv, port, self.network)[1] is None:
+                argv += ["-netdev", ",".join(
+                    [netdev["type"], *(f"{k}={v}" for k, v in netdev.items() if k != "type")]),
+                    "-device", ",".join(
+                    [device["driver"], *(f"{k}={v}" for k, v in device.items()
+                                         if k != "driver")])]
+                await run_blocking(self._write_argv, uuid, argv)
+
+    async def detach_interface(self, uuid: str, port: dict[str, Any]) -> None:
+        """``device_del`` and wait (up to ``unplug_timeout``) for the guest to let
+        the NIC go, then ``netdev_del`` (QEMU closes the tap); and out of
+        ``qemu.json``. Raises: DriverError (the guest kept the NIC)."""
+        mac = str(port.get("mac_address") or "").lower()
+        async with self._lock(uuid):
+            if not self._exists(uuid):
+                return
+            argv = json.loads(await run_blocking((self.guest_dir(uuid) / "qemu.json").read_text))
+            netdev_at, device_at, netdev_id = _nic_in_argv(argv, port, self.network)
+            if self.pid(uuid) is not None:
+                path = (await self._live_nics(uuid)).get(mac) if mac else None
+                if path is not None:
+                    with contextlib.suppress(DriverError):  # already on its way out
+                        await self._qmp(uuid, "device_del", {"id": path})
+                    deadline = time.monotonic() + self.unplug_timeout
+                    while mac in await self._live_nics(uuid):
+                        if time.monotonic() > deadline:
+                            raise DriverError(f"guest {uuid} did not release the NIC {mac}")
+                        await asyncio.sleep(0.2)
+                new_id = self._new_nic(port)[0]["id"]
+                for nid in dict.fromkeys(n for n in (netdev_id, new_id) if n):
+                    with contextlib.suppress(DriverError):  # not there
+                        await self._qmp(uuid, "netdev_del", {"id": nid})
+            drop = {i + d for i in (netdev_at, device_at) if i is not None for d in (0, 1)}
+            if drop:
+                await run_blocking(self._write_argv, uuid,
+                                   [a for n, a in enumerate(argv) if n not in drop])
+
+
+def _touch(path: Path) -> bool:
+    """Set the file's mtime to now; False if it does not exist."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except PermissionError:  # not ours to touch: it is there all the same
+        return path.exists()
+    return True
+
+
+def qcow2_backing_file(path: Path) -> str | None:
+    """The backing file a qcow2 image names in its header (None for another
+    format or no backing file): ``backing_file_offset`` (u64, big-endian) at
+    byte 8, ``backing_file_size`` (u32) at byte 16."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+        if len(header) < 20 or header[:4] != b"QFI\xfb":
+            return None
+        offset = int.from_bytes(header[8:16], "big")
+        size = int.from_bytes(header[16:20], "big")
+        if not offset or not size:
+            return None
+        f.seek(offset)
+        return os.fsdecode(f.read(min(size, 65536)))  # QEMU's own limit is 1023
+
+
+def _opts(value: str) -> dict[str, str]:
+    """QEMU's ``kind,key=value,...`` as a dict (``""`` holds the kind)."""
+    out: dict[str, str] = {}
+    for n, part in enumerate(value.split(",")):
+        key, sep, val = part.partition("=")
+        if n == 0 and not sep:
+            out[""] = key
+        else:
+            out[key] = val
+    return out
+
+
+def _nic_in_argv(argv: list[str], port: dict[str, Any],
+                 network: str) -> tuple[int | None, int | None, str | None]:
+    """Where the port's NIC is on a command line: the indexes of its ``-netdev``
+    and ``-device`` options and its netdev id (found by MAC, or by tap name)."""
+    mac = str(port.get("mac_address") or "").lower()
+    port_id = str(port.get("port_id") or port.get("id") or "")
+    netdev_at = device_at = None
+    netdev_id: str | None = None
+    for i, arg in enumerate(argv[:-1]):
+        value = _opts(argv[i + 1])
+        if arg == "-device" and mac and value.get("mac", "").lower() == mac:
+            device_at, netdev_id = i, value.get("netdev")
+        elif (arg == "-netdev" and network == "tap" and port_id
+              and value.get("ifname") == tap_name(port_id)):
+            netdev_at, netdev_id = i, value.get("id")
+    for i, arg in enumerate(argv[:-1]):
+        value = _opts(argv[i + 1])
+        if netdev_id and arg == "-netdev" and value.get("id") == netdev_id:
+            netdev_at = i
+        elif (netdev_id and device_at is None and arg == "-device"
+              and value.get("netdev") == netdev_id):
+            device_at = i
+    return netdev_at, device_at, netdev_id
+
 
 SUSPEND_MARK = "suspended"  # in the guest's directory while it is suspended
 RESCUE_ARGV = "qemu.rescue.json"  # the command line of a rescued guest
 RESIZE_STATE = "resize.json"  # a resize under way or waiting for confirm/revert
 
-
-def meta_data(spec: InstanceSpec) -> dict[str, Any]:
-    """``openstack/latest/meta_data.json`` as Nova writes it (the parts we know)."""
-    data: dict[str, Any] = {
-        "uuid": spec.uuid, "name": spec.name, "hostname": spec.name,
-        "launch_index": 0, "meta": dict(spec.metadata), "devices": [],
-    }
-    if spec.key_data:
-        data["public_keys"] = {"key": spec.key_data}
-        data["keys"] = [{"name": "key", "type": "ssh", "data": spec.key_data}]
-    return data
-
-
-def make_config_drive(path: Path, spec: InstanceSpec) -> None:
-    """A vfat config drive labelled ``config-2`` (Nova's ``config_drive_format=vfat``)
-    made without mounting (mkfs.fat + mtools). Raises: DriverError."""
-    import subprocess
-
-    mkfs = shutil.which("mkfs.fat") or "/usr/sbin/mkfs.fat"
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp)
-        (src / "meta_data.json").write_text(json.dumps(meta_data(spec)))
-        files = ["meta_data.json"]
-        if spec.user_data:
-            import base64
-            (src / "user_data").write_bytes(base64.b64decode(spec.user_data))
-            files.append("user_data")
-        tmp_img = path.with_suffix(".tmp")
-        steps = [[mkfs, "-C", "-n", "config-2", str(tmp_img), "4096"],
-                 ["mmd", "-i", str(tmp_img), "::openstack", "::openstack/latest"]]
-        steps += [["mcopy", "-i", str(tmp_img), str(src / f), f"::openstack/latest/{f}"]
-                  for f in files]
-        with contextlib.suppress(FileNotFoundError):
-            tmp_img.unlink()
-        for argv in steps:
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise DriverError(f"config drive: {argv[0]} failed: {proc.stderr.strip()}")
-        os.rename(tmp_img, path)

@@ -9,7 +9,13 @@ downloaded).
 
       ONESTACK-TEST-IMAGE: booted
       ONESTACK-TEST-IMAGE: dhcp <ip>           (udhcpc on eth0; "dhcp none" if none)
-      ONESTACK-TEST-IMAGE: metadata <uuid>     (metadata service, else config drive)
+      ONESTACK-TEST-IMAGE: metadata <uuid> (service)        (if DHCP routes 169.254.169.254)
+      ONESTACK-TEST-IMAGE: config-drive iso9660 network_data=<yes|no>  (read it)
+      ONESTACK-TEST-IMAGE: metadata <uuid> (config drive)   (else; "metadata none")
+      -----BEGIN SSH HOST KEY KEYS-----                    (as cloud-init prints them)
+      ssh-ed25519 AAAA... root@<hostname>
+      -----END SSH HOST KEY KEYS-----
+      ONESTACK-TEST-IMAGE: ssh <n> keys      (dropbear listens; "ssh none": no dropbear)
       ONESTACK-TEST-IMAGE: ready
 
   ``onestack.poweroff`` on the kernel command line powers off right after
@@ -19,6 +25,20 @@ downloaded).
   what they depend on, per ``modules.dep``) are in the initramfs; ``/init``
   loads them. The power button is handled (busybox ``acpid``), so an ACPI
   power-down (QMP ``system_powerdown``) really powers the guest off.
+
+  With the metadata (from the service or the config drive) ``/init`` sets the
+  hostname (``meta_data.json``'s ``hostname`` up to its first dot, as cloud-init
+  does) and writes ``public_keys`` to ``/root/.ssh/authorized_keys``. When
+  Debian's ``dropbear-bin`` is installed here, its ``dropbear`` and
+  ``dropbearkey`` (with their ELF interpreter and shared libraries, as ``ldd``
+  resolves them) are in the initramfs: ``/init`` makes a fresh ed25519 host key
+  (none is shipped) and starts ``dropbear`` on port 22 (keys only) before
+  ``ready``, so one can log in as root with the server's key pair, as Tempest's
+  validation does. Without ``dropbear-bin`` the image is built without SSH
+  (``TestImage.ssh`` is false; the build logs a warning). The guest's commands
+  are busybox's: ``hostname``, ``free``, ``ip``, ``grep``, ``cat`` and the like,
+  but no ``lsblk``, ``blkid`` or ``curl`` (``wget`` is there); ``sudo`` runs its
+  command (everyone is root), for Tempest's remote client.
 
 * ``disk.qcow2``: a whole bootable disk, what one uploads to the image service.
   It is a FAT "superfloppy" (no partition table) holding syslinux, the kernel
@@ -38,6 +58,7 @@ import argparse
 import gzip
 import hashlib
 import io
+import logging
 import lzma
 import os
 import re
@@ -49,11 +70,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-BUILDER_VERSION = "1"
+LOG = logging.getLogger(__name__)
+
+BUILDER_VERSION = "5"
 MARKER = "ONESTACK-TEST-IMAGE:"
 BOOTED = f"{MARKER} booted"
 READY = f"{MARKER} ready"
-KERNEL_ARGS = "console=ttyS0 quiet panic=-1"
+SSH_BINARIES = ("/usr/sbin/dropbear", "/usr/bin/dropbearkey")  # Debian's dropbear-bin
+KERNEL_ARGS = "console=tty0 console=ttyS0 quiet panic=-1"  # the screen (VNC), then the serial console: /dev/console
 # modules /init loads, in this order after their dependencies
 MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "isofs", "vfat", "nls_cp437",
            "nls_iso8859-1", "nls_utf8", "nls_ascii", "button", "evdev")
@@ -76,23 +100,41 @@ sleep 0.2
 mkdir -p /var/log /var/run
 acpid -c /etc/acpi -l /tmp/acpid.log -p /tmp/acpid.pid
 ip link set lo up
+SSHD=
+if [ -x /usr/sbin/dropbear ]; then
+    # a fresh host key and the server, while DHCP waits (logins wait for the keys)
+    mkdir -p /dev/pts /etc/dropbear
+    mount -t devpts devpts /dev/pts 2>/dev/null
+    K=/etc/dropbear/dropbear_ed25519_host_key
+    (dropbearkey -t ed25519 -f $K > /tmp/hostkey 2>&1
+     dropbear -r $K -p 22 -s -E 2>/tmp/dropbear.log) &
+    SSHD=$!
+fi
 IP=none
 if ip link set eth0 up 2>/dev/null; then
-    udhcpc -i eth0 -n -q -t 4 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1
+    udhcpc -i eth0 -n -q -t 4 -T 1 -O staticroutes -s /etc/udhcpc.script >/dev/null 2>&1
     [ -s /tmp/ip ] && IP=$(cat /tmp/ip)
 fi
 echo "$M dhcp $IP" > /dev/ttyS0
 UUID=
-if [ "$IP" != none ]; then
-    wget -q -T 2 -O /tmp/md.json http://169.254.169.254/openstack/latest/meta_data.json 2>/dev/null \
-        && UUID=$(sed -n 's/.*"uuid": *"\([^"]*\)".*/\1/p' /tmp/md.json)
+if [ -f /tmp/md-route ]; then
+    # DHCP routed 169.254.169.254 (udhcpc.script): a networking service's metadata
+    # proxy (QEMU's user-mode network would reach whatever the host reaches there)
+    # busybox 1.35's wget -T crashes, hence timeout(1)
+    timeout 10 wget -q -O /tmp/md.json http://169.254.169.254/openstack/latest/meta_data.json \
+        2>/dev/null && UUID=$(sed -n 's/.*"uuid": *"\([^"]*\)".*/\1/p' /tmp/md.json)
+    SRC=service
 fi
 if [ -z "$UUID" ]; then
-    # the device labelled config-2 (findfs), else any disk or CD-ROM that has the file
+    SRC="config drive"
+    # Nova's ISO 9660 config drive: the device labelled config-2 (findfs), else
+    # any disk or CD-ROM with an ISO 9660 file system that has the file
     for DEV in $(findfs LABEL=config-2 2>/dev/null) /dev/sr? /dev/vd? /dev/sd?; do
-        [ -b "$DEV" ] && mount -o ro "$DEV" /mnt 2>/dev/null || continue
+        [ -b "$DEV" ] && mount -t iso9660 -o ro "$DEV" /mnt 2>/dev/null || continue
         F=/mnt/openstack/latest/meta_data.json
-        [ -f $F ] && UUID=$(sed -n 's/.*"uuid": *"\([^"]*\)".*/\1/p' $F)
+        [ -f $F ] && cp $F /tmp/md.json && UUID=$(sed -n 's/.*"uuid": *"\([^"]*\)".*/\1/p' $F)
+        ND=no; [ -f /mnt/openstack/latest/network_data.json ] && ND=yes
+        [ -n "$UUID" ] && echo "$M config-drive iso9660 network_data=$ND" > /dev/ttyS0
         umount /mnt
         [ -n "$UUID" ] && break
     done
@@ -100,7 +142,38 @@ fi
 if grep -q onestack.debug /proc/cmdline; then
     (cat /proc/modules; cat /proc/partitions; ls /dev /dev/input; ps; dmesg | tail -n 30) > /dev/ttyS0 2>&1
 fi
-echo "$M metadata ${UUID:-none}" > /dev/ttyS0
+echo "$M metadata ${UUID:-none}${UUID:+ ($SRC)}" > /dev/ttyS0
+echo "127.0.0.1 localhost" > /etc/hosts
+if [ -n "$UUID" ]; then
+    # the hostname up to its first dot (cloud-init's default)
+    HN=$(tr -d '\n' < /tmp/md.json | sed -n 's/.*"hostname": *"\([^"]*\)".*/\1/p')
+    HN=${HN%%.*}
+    [ -n "$HN" ] && hostname "$HN" && echo "$HN" > /etc/hostname \
+        && echo "127.0.1.1 $HN" >> /etc/hosts
+    # public_keys is an object, name -> key: the keys, one a line
+    tr -d '\n' < /tmp/md.json | sed -n 's/.*"public_keys": *{\([^}]*\)}.*/\1/p' \
+        | grep -o '"[^"]*": *"[^"]*"' | sed 's/^"[^"]*": *"//; s/"$//; s/\\n/\n/g; s/\\\//\//g' \
+        | grep . > /tmp/keys
+fi
+mkdir -p /root/.ssh
+chmod 700 /root /root/.ssh
+touch /tmp/keys
+cp /tmp/keys /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+if [ -n "$SSHD" ]; then
+    wait $SSHD
+    S="failed (see /tmp/hostkey, /tmp/dropbear.log)"
+    for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+        netstat -ltn 2>/dev/null | grep -q ':22 ' && S="$(grep -c . /root/.ssh/authorized_keys) keys" && break
+        sleep 0.1
+    done
+    (echo "-----BEGIN SSH HOST KEY KEYS-----"
+     grep '^ssh-' /tmp/hostkey
+     echo "-----END SSH HOST KEY KEYS-----") > /dev/ttyS0
+    echo "$M ssh $S" > /dev/ttyS0
+else
+    echo "$M ssh none" > /dev/ttyS0
+fi
 echo "$M ready" > /dev/ttyS0
 while true; do sleep 3600; done
 """
@@ -110,11 +183,33 @@ case "$1" in
 bound|renew)
     ip addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
-    for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    # RFC 3442: with classless static routes (option 121: the metadata address
+    # via the DHCP port, the default route) the router option is ignored
+    if [ -n "$staticroutes" ]; then
+        set -- $staticroutes
+        while [ $# -ge 2 ]; do
+            [ "$1" = 169.254.169.254/32 ] && : > /tmp/md-route
+            if [ "$2" = 0.0.0.0 ]; then ip route add "$1" dev "$interface"
+            else ip route add "$1" via "$2" dev "$interface"; fi
+            shift 2
+        done
+    else
+        for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    fi
     echo "$ip" > /tmp/ip
     ;;
 esac
 """
+
+# root (no password: keys only), for busybox, dropbear and glibc's lookups
+ETC_FILES = {
+    "etc/passwd": "root:*:0:0:root:/root:/bin/sh\n",
+    "etc/group": "root:x:0:\n",
+    "etc/shells": "/bin/sh\n/bin/ash\n",
+    "etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n",
+}
+# Tempest's remote client runs some commands with sudo: root needs none
+SUDO = '#!/bin/sh\n[ "$1" = -- ] && shift\nexec "$@"\n'
 
 SYSLINUX_CFG = f"""DEFAULT linux
 PROMPT 0
@@ -147,6 +242,11 @@ class TestImage:
     def disk(self) -> Path:
         """The bootable qcow2 disk."""
         return self.directory / "disk.qcow2"
+
+    @property
+    def ssh(self) -> bool:
+        """Whether the guest runs an SSH server (dropbear was installed here)."""
+        return (self.directory / "ssh").exists()
 
     def direct_boot_args(self) -> list[str]:
         """QEMU arguments that boot the pair without a disk."""
@@ -182,6 +282,59 @@ def _busybox() -> Path:
                 if b"/ld-linux" not in f.read(4096):
                     return path
     raise BuildError("no static busybox (install busybox-static)")
+
+
+def _elf_interpreter(path: Path) -> str | None:
+    """The ELF interpreter (``PT_INTERP``) of a 64-bit little-endian ELF file."""
+    with path.open("rb") as f:
+        head = f.read(64)
+        if head[:6] != b"\x7fELF\x02\x01":
+            return None
+        phoff = int.from_bytes(head[32:40], "little")
+        phentsize = int.from_bytes(head[54:56], "little")
+        phnum = int.from_bytes(head[56:58], "little")
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+        for i in range(phnum):
+            ph = table[i * phentsize:(i + 1) * phentsize]
+            if int.from_bytes(ph[0:4], "little") == 3:  # PT_INTERP
+                f.seek(int.from_bytes(ph[8:16], "little"))
+                return f.read(int.from_bytes(ph[32:40], "little")).rstrip(b"\0").decode()
+    return None
+
+
+def ssh_files(binaries: tuple[str, ...] = SSH_BINARIES) -> tuple[dict[str, Path], str]:
+    """What the guest needs to run dropbear: (guest path -> host file, for the
+    binaries, their ELF interpreter (at the path the binaries name) and their
+    shared libraries (where ``ldd`` finds them here, which the guest's loader
+    searches too); ""). When dropbear is not installed or its libraries cannot
+    be resolved: ({}, why), and the image is built without SSH."""
+    missing = [b for b in binaries if not Path(b).is_file()]
+    if missing:
+        return {}, f"{', '.join(missing)} missing (install dropbear-bin)"
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        return {}, "no ldd to resolve dropbear's libraries"
+    files: dict[str, Path] = {}
+    for binary in binaries:
+        files[binary] = Path(binary)
+        interp = _elf_interpreter(Path(binary))
+        if interp is None:
+            return {}, f"{binary} is not a 64-bit dynamic ELF file"
+        files[interp] = Path(interp)
+        proc = subprocess.run([ldd, binary], capture_output=True, text=True, check=False,
+                              env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        if proc.returncode != 0:
+            return {}, f"ldd {binary} failed: {proc.stderr.strip()[:200]}"
+        for line in proc.stdout.splitlines():
+            name, arrow, rest = line.strip().partition(" => ")
+            if not arrow:
+                continue  # the vDSO, the interpreter
+            lib = rest.split(" (")[0].strip()
+            if not lib.startswith("/"):
+                return {}, f"{binary} needs {name}: {lib}"
+            files[lib] = Path(lib)
+    return files, ""
 
 
 def _file_digest(path: Path) -> str:
@@ -253,8 +406,8 @@ class Cpio:
         self.buf.write(data)
         self.buf.write(b"\0" * (-self.buf.tell() % 4))
 
-    def dir(self, name: str) -> None:
-        self._entry(name, stat.S_IFDIR | 0o755, nlink=2)
+    def dir(self, name: str, mode: int = 0o755) -> None:
+        self._entry(name, stat.S_IFDIR | mode, nlink=2)
 
     def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
         self._entry(name, stat.S_IFREG | mode, data)
@@ -269,11 +422,22 @@ class Cpio:
         return self.buf.getvalue()
 
 
-def make_initramfs(version: str, busybox: Path) -> bytes:
-    """The gzip-compressed initramfs."""
+def make_initramfs(version: str, busybox: Path, ssh: dict[str, Path] | None = None) -> bytes:
+    """The gzip-compressed initramfs; with ``ssh`` (``ssh_files()``), those files too."""
     cpio = Cpio()
-    for d in ("bin", "dev", "etc", "lib", "lib/modules", "mnt", "proc", "sys", "tmp"):
+    dirs = ["bin", "dev", "etc", "lib", "lib/modules", "mnt", "proc", "sys", "tmp", "usr",
+            "usr/bin"]
+    for guest in sorted(ssh or {}):
+        parts = guest.strip("/").split("/")[:-1]
+        dirs += ["/".join(parts[:i + 1]) for i in range(len(parts))]
+    for d in dict.fromkeys(dirs):
         cpio.dir(d)
+    cpio.dir("root", 0o700)
+    for name, text in ETC_FILES.items():
+        cpio.file(name, text.encode())
+    cpio.file("usr/bin/sudo", SUDO.encode(), 0o755)
+    for guest, host in sorted((ssh or {}).items()):
+        cpio.file(guest.strip("/"), host.read_bytes(), 0o755)
     cpio.chardev("dev/console", 5, 1)
     cpio.chardev("dev/ttyS0", 4, 64)
     cpio.chardev("dev/null", 1, 3)
@@ -325,19 +489,25 @@ def build(cache_dir: Path | str, kernel_version: str | None = None) -> TestImage
     cache = Path(cache_dir)
     version, kernel = find_kernel(kernel_version)
     busybox = _busybox()
+    ssh, no_ssh = ssh_files()
     key = hashlib.sha256("\0".join([
         BUILDER_VERSION, version, _file_digest(kernel), _file_digest(busybox), INIT,
-        UDHCPC_SCRIPT, SYSLINUX_CFG, ",".join(MODULES)]).encode()).hexdigest()[:16]
+        UDHCPC_SCRIPT, SYSLINUX_CFG, ",".join(MODULES), repr(sorted(ETC_FILES.items())), SUDO,
+        *(f"{g}={_file_digest(h)}" for g, h in sorted(ssh.items()))]).encode()).hexdigest()[:16]
     final = cache / f"{version}-{key}"
     image = TestImage(version, final)
     if (final / "done").exists():
         return image
+    if no_ssh:
+        LOG.warning("building the test image without SSH: %s", no_ssh)
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
     work.chmod(0o755)
     try:
         shutil.copyfile(kernel, work / "vmlinuz")
-        (work / "initrd.img").write_bytes(make_initramfs(version, busybox))
+        (work / "initrd.img").write_bytes(make_initramfs(version, busybox, ssh))
+        if ssh:
+            (work / "ssh").write_text("".join(f"{g}\n" for g in sorted(ssh)))
         make_disk(work / "vmlinuz", work / "initrd.img", work / "disk.qcow2", work)
         (work / "done").write_text(version + "\n")
         try:
@@ -361,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_test_image: {exc}", file=sys.stderr)
         return 1
     print(f"kernel {image.kernel_version}\n{image.kernel}\n{image.initrd}\n{image.disk}")
+    print("ssh: dropbear on port 22" if image.ssh else
+          "ssh: none (install dropbear-bin for an SSH server in the guest)")
     return 0
 
 

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onestack.compute.drivers.base import SHUTDOWN, DriverError
 from onestack.compute.models import Allocation, ComputeNode, Instance, KeyPair, utcnow
 from onestack.compute.service import external, quotas, scheduler
+from onestack.compute.service import migrations as migrations_mod
 from onestack.compute.service import servers as svc
 from onestack.compute.service.flavors import Viewer, _extra_specs, _find
 from onestack.compute.state import ComputeState
@@ -86,6 +87,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
        ("rebuild_spawning",), fail_to_error=True),
     Op("createImage", (ACTIVE, STOPPED, PAUSED, SUSPENDED), "image_snapshot",
        "compute_snapshot_instance", ("image_uploading",)),
+    Op("createBackup", (ACTIVE, STOPPED, PAUSED, SUSPENDED), "image_backup",
+       "compute_backup_instance", ("image_uploading",)),
     Op("shelve", (ACTIVE, STOPPED, PAUSED, SUSPENDED), "shelving", "compute_shelve_instance",
        ("shelving_image_uploading", "shelving_offloading")),
     Op("shelveOffload", (SHELVED,), "shelving_offloading",
@@ -108,15 +111,20 @@ def shelved_offload_time(st: ComputeState) -> int:
 
 async def _begin(st: ComputeState, server_id: str, caller: svc.Caller, key: str, *,
                  payload: dict[str, Any] | None = None, values: dict[str, Any] | None = None,
-                 sysmeta: dict[str, Any] | None = None) -> Instance:
+                 sysmeta: dict[str, Any] | None = None, action: str | None = None
+                 ) -> Instance:
     """Check the lock and the states, set the task state (with ``values`` and
     ``sysmeta`` merged into ``system_metadata``), record the instance action and
-    submit the task, in one transaction; the row as it was read.
+    submit the task, in one transaction; the row as it was read. ``action`` names
+    the instance action (and the action in errors) when it is not the task's
+    (a cold migration runs the resize task).
 
     Raises:
         NotFound; Conflict (locked, wrong vm_state, another task under way).
     """
     op = OPS[key]
+    if action is not None:
+        op = replace(op, name=action)
     async with st.db.write() as s:
         inst = await svc._load(s, server_id)
         _check_state(inst, op, caller)
@@ -129,9 +137,9 @@ async def _begin(st: ComputeState, server_id: str, caller: svc.Caller, key: str,
                                                        updated_at=utcnow(), **more))
         if res.rowcount != 1:  # type: ignore[attr-defined]
             raise svc.invalid_state(op.name, inst, "task_state")
-        action = await svc._start_action(s, inst, op.name, caller)
-        await st.tasks.submit(s, OP, {"uuid": inst.uuid, "op": key, "action_id": action.id,
-                                      **(payload or {})})
+        row = await svc._start_action(s, inst, op.name, caller)
+        await svc.submit_for(st, s, OP, inst.host, {"uuid": inst.uuid, "op": key,
+                                                     "action_id": row.id, **(payload or {})})
     return inst
 
 
@@ -159,6 +167,13 @@ async def simple(st: ComputeState, server_id: str, caller: svc.Caller, key: str)
     await _begin(st, server_id, caller, key)
 
 
+async def unshelve(st: ComputeState, server_id: str, caller: svc.Caller,
+                   host: str | None = None) -> None:
+    """Unshelve; an offloaded server is scheduled again, to ``host`` when given
+    (2.91: the scheduler considers only that host)."""
+    await _begin(st, server_id, caller, "unshelve", payload={"host": host} if host else None)
+
+
 async def rescue(st: ComputeState, server_id: str, caller: svc.Caller,
                  image_ref: str | None) -> None:
     """Rescue from ``image_ref`` (the server's own image by default), checked with
@@ -182,6 +197,7 @@ async def resize(st: ComputeState, server_id: str, caller: svc.Caller, flavor_re
         BadRequest, Forbidden (quota), NotFound, Conflict.
     """
     viewer = Viewer(caller.project_id, caller.is_admin)
+    await quotas.prefetch(st, caller.project_id)  # the identity service's limits
     async with st.db.read() as s:
         inst = await svc._load(s, server_id)
         try:
@@ -256,6 +272,7 @@ async def rebuild(st: ComputeState, server_id: str, caller: svc.Caller,
     svc._check_image(image, SimpleNamespace(  # type: ignore[arg-type]
         memory_mb=inst.memory_mb, root_gb=inst.root_gb))
     if req.metadata is not None:
+        await quotas.prefetch(st, inst.project_id)
         async with st.db.read() as s:
             max_meta = (await quotas.project_limits(s, st, inst.project_id))["metadata_items"]
         if 0 <= max_meta < len(req.metadata):
@@ -355,6 +372,44 @@ async def create_image(st: ComputeState, server_id: str, caller: svc.Caller, nam
     return str(image["id"])
 
 
+async def create_backup(st: ComputeState, server_id: str, caller: svc.Caller, name: str,
+                        backup_type: str, rotation: int, metadata: dict[str, str]) -> str:
+    """As ``create_image``, an image of type ``backup`` (with ``backup_type``);
+    after its upload the task keeps only the ``rotation`` newest backups of the
+    server of that type, as Nova's ``_rotate_backups`` (0 keeps none).
+
+    Raises:
+        NotFound, Conflict, Forbidden (image quota), BadRequest.
+    """
+    inst = await precheck(st, server_id, caller, "createBackup")
+    image = await _new_image(st, caller, inst, name,
+                             {**metadata, "backup_type": backup_type}, "backup")
+    try:
+        await _begin(st, server_id, caller, "createBackup", payload={
+            "image_id": image["id"], "backup_type": backup_type, "rotation": rotation})
+    except BaseException:
+        await delete_image(st, image["id"], caller.token)
+        raise
+    return str(image["id"])
+
+
+async def _rotate_backups(st: ComputeState, inst_uuid: str, backup_type: str,
+                          rotation: int) -> list[str]:
+    """Delete the server's backups of ``backup_type`` beyond the ``rotation``
+    newest (the service user's token); the ids deleted."""
+    assert st.http is not None
+    headers = await external.service_headers(st)
+    r = await st.http.get(f"{external.IMAGE}/images", headers=headers, params={
+        "image_type": "backup", "backup_type": backup_type, "instance_uuid": inst_uuid,
+        "sort_key": "created_at", "sort_dir": "desc", "limit": "1000"})
+    images = external._check(r, "listing the backups")["images"]
+    images.sort(key=lambda img: img.get("created_at") or "", reverse=True)
+    gone = [str(img["id"]) for img in images[rotation:]]
+    for image_id in gone:
+        await delete_image(st, image_id)
+    return gone
+
+
 async def shelve(st: ComputeState, server_id: str, caller: svc.Caller) -> None:
     """The ``<name>-shelved`` image record now, then the task: power off,
     snapshot, upload, SHELVED, and offloaded at once if ``shelved_offload_time``
@@ -422,6 +477,8 @@ async def handle(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
     inst = await _current(st, inst_uuid, op)
     if inst is None:
         return {"skipped": True}
+    if not await svc.run_here(st, handle, inst.host):  # the guest is on another host
+        return {"host": inst.host}
     if action_id is not None:
         await svc._event_start(st, action_id, op.event)
     try:
@@ -500,6 +557,8 @@ async def _fail(st: ComputeState, inst_uuid: str, op: Op, action_id: int | None,
             inst.vm_state = ERROR
             inst.fault = svc._fault(500, f"{op.name} of instance {inst_uuid} failed: {exc}",
                                     detail)
+        if op.name in ("resize", "confirmResize", "revertResize"):
+            await migrations_mod.set_status(s, inst_uuid, "error")
         inst.updated_at = utcnow()
         if action_id is not None:
             await svc._event_finish(s, action_id, op.event, "Error", traceback=detail)
@@ -605,6 +664,7 @@ async def _resize(st: ComputeState, inst: Instance, handle: TaskHandle) -> dict[
                     updated_at=utcnow()))
                 if res.rowcount != 1:  # type: ignore[attr-defined]
                     raise _NoRoom  # deleted meanwhile: roll the claim back too
+                await migrations_mod.record_resize(s, inst, inst.flavor, new, "migrating")
         except _NoRoom:
             cur = await _current(st, inst.uuid, op)
             if cur is None:
@@ -615,6 +675,8 @@ async def _resize(st: ComputeState, inst: Instance, handle: TaskHandle) -> dict[
                 await s.execute(update(Instance).where(
                     Instance.uuid == inst.uuid, Instance.task_state == op.task_state).values(
                     task_state=None, fault=svc._fault(500, message), updated_at=utcnow()))
+                # Nova's conductor leaves the resize's record in "error" then
+                await migrations_mod.record_resize(s, inst, inst.flavor, new, "error")
                 if action_id is not None:
                     await svc._event_finish(s, action_id, op.event, "Error", traceback=message)
             return {"error": message, "recorded": True}
@@ -625,13 +687,17 @@ async def _resize(st: ComputeState, inst: Instance, handle: TaskHandle) -> dict[
     spec = replace(svc.spec_of(inst), vcpus=new["vcpus"], memory_mb=new["ram"],
                    root_gb=new["disk"], ephemeral_gb=new["ephemeral"])
     await st.driver.resize(spec)
-    if action_id is not None:
-        async with st.db.write() as s:
+    async with st.db.write() as s:
+        await migrations_mod.set_status(s, inst.uuid, "post-migrating", only_from=("migrating",))
+        if action_id is not None:
             await svc._event_finish(s, action_id, "compute_resize_instance", "Success")
+    if action_id is not None:
         await svc._event_start(st, action_id, "compute_finish_resize")
     async with st.db.write() as s:
         done = await _finish(st, inst, op, s, vm_state=RESIZED,
                              power_state=await _power(st, inst.uuid), **_sizes(new))
+        if done:
+            await migrations_mod.set_status(s, inst.uuid, "finished")
         if done and action_id is not None:
             await svc._event_finish(s, action_id, "compute_finish_resize", "Success")
     return {"done": True, "recorded": True}  # its events are finished already
@@ -647,9 +713,11 @@ async def _node(st: ComputeState, inst_uuid: str) -> ComputeNode:
 
 async def _confirm(st: ComputeState, inst: Instance, handle: TaskHandle) -> dict[str, Any]:
     await st.driver.confirm_resize(inst.uuid)
-    await _finish(st, inst, OPS["confirmResize"], vm_state=_old_vm_state(inst),
-                  old_flavor=None, new_flavor=None,
-                  system_metadata=_sysmeta(inst, "old_vm_state"))
+    async with st.db.write() as s:
+        if await _finish(st, inst, OPS["confirmResize"], s, vm_state=_old_vm_state(inst),
+                         old_flavor=None, new_flavor=None,
+                         system_metadata=_sysmeta(inst, "old_vm_state")):
+            await migrations_mod.set_status(s, inst.uuid, "confirmed")
     return {"done": True}
 
 
@@ -673,6 +741,7 @@ async def _revert(st: ComputeState, inst: Instance, handle: TaskHandle) -> dict[
         await _finish(st, inst, op, s, vm_state=vm_state, old_flavor=None, new_flavor=None,
                       power_state=await _power(st, inst.uuid),
                       system_metadata=_sysmeta(inst, "old_vm_state"), **_sizes(old))
+        await migrations_mod.set_status(s, inst.uuid, "reverted")
         if action_id is not None:
             await svc._event_finish(s, action_id, "compute_finish_revert_resize", "Success")
     return {"done": True}
@@ -684,7 +753,7 @@ async def _rebuild(st: ComputeState, inst: Instance, handle: TaskHandle) -> dict
     op = OPS["rebuild"]
     if not await _step(st, inst, op, "rebuild_spawning"):
         return {"skipped": True}
-    await st.driver.rebuild(svc.spec_of(inst))
+    await st.driver.rebuild(await svc.spawn_spec(st, inst))
     vm_state = _old_vm_state(inst)
     if vm_state == STOPPED:
         await st.driver.power_off(inst.uuid)
@@ -704,6 +773,18 @@ async def _create_image(st: ComputeState, inst: Instance, handle: TaskHandle) ->
     uploaded = await _upload_snapshot(st, inst.uuid, handle.payload["image_id"])
     await _finish(st, inst, op)
     return {"done": True, "uploaded": uploaded}
+
+
+async def _create_backup(st: ComputeState, inst: Instance,
+                         handle: TaskHandle) -> dict[str, Any]:
+    op = OPS["createBackup"]
+    if not await _step(st, inst, op, "image_uploading"):
+        return {"skipped": True}
+    uploaded = await _upload_snapshot(st, inst.uuid, handle.payload["image_id"])
+    rotated = await _rotate_backups(st, inst.uuid, handle.payload["backup_type"],
+                                    int(handle.payload["rotation"]))
+    await _finish(st, inst, op)
+    return {"done": True, "uploaded": uploaded, "rotated": rotated}
 
 
 async def _shelve(st: ComputeState, inst: Instance, handle: TaskHandle) -> dict[str, Any]:
@@ -764,7 +845,7 @@ async def _unshelve(st: ComputeState, inst: Instance, handle: TaskHandle) -> dic
             try:
                 node = await scheduler.schedule(st, inst.uuid, scheduler.Request(
                     inst.vcpus, inst.memory_mb, inst.root_gb + inst.ephemeral_gb,
-                    inst.requested_availability_zone))
+                    inst.requested_availability_zone, host=handle.payload.get("host")))
             except scheduler.NoValidHost as exc:
                 async with st.db.write() as s:
                     await s.execute(update(Instance).where(
@@ -784,8 +865,10 @@ async def _unshelve(st: ComputeState, inst: Instance, handle: TaskHandle) -> dic
                                node=node.hypervisor_hostname,
                                availability_zone=node.availability_zone):
                 return {"skipped": True}
+            if not await svc.run_here(st, handle, node.host):  # that host spawns it
+                return {"host": node.host, "recorded": True}
         image = meta.get("shelved_image") or {"id": meta.get("shelved_image_id")}
-        await st.driver.spawn(replace(svc.spec_of(inst), image=image))
+        await st.driver.spawn(replace(await svc.spawn_spec(st, inst), image=image))
     if meta.get("shelved_image_id"):  # the guest has its disk: the image has done its job
         await delete_image(st, str(meta["shelved_image_id"]))
     await _finish(st, inst, op, vm_state=ACTIVE, power_state=await _power(st, inst.uuid),
@@ -797,6 +880,6 @@ async def _unshelve(st: ComputeState, inst: Instance, handle: TaskHandle) -> dic
 WORK = {
     "suspend": _suspend, "resume": _resume, "rescue": _rescue, "unrescue": _unrescue,
     "resize": _resize, "confirmResize": _confirm, "revertResize": _revert,
-    "rebuild": _rebuild, "createImage": _create_image, "shelve": _shelve,
-    "shelveOffload": _shelve_offload, "unshelve": _unshelve,
+    "rebuild": _rebuild, "createImage": _create_image, "createBackup": _create_backup,
+    "shelve": _shelve, "shelveOffload": _shelve_offload, "unshelve": _unshelve,
 }

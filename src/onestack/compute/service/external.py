@@ -7,6 +7,7 @@ admins only)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -16,6 +17,8 @@ from onestack.core.errors import CloudError, ServiceUnavailable
 
 IMAGE = "/image/v2"
 NETWORK = "/network/v2.0"
+
+log = logging.getLogger("onestack.compute")
 
 
 class ExternalError(CloudError):
@@ -124,3 +127,50 @@ async def service_get(st: ComputeState, path: str,
     if r.status_code == 404:
         return None
     return _check(r, f"reading {path}")
+
+
+async def floating_ips_of(st: ComputeState, port_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    """port id -> the floating IPs associated with it (``address``,
+    ``fixed_ip_address``, ordered by address), asked of the networking service
+    with the compute service user's token, as Nova builds its network info."""
+    out: dict[str, list[dict[str, str]]] = {p: [] for p in port_ids}
+    if not port_ids:
+        return out
+    r = await _client(st).get(f"{NETWORK}/floatingips", params={"port_id": port_ids},
+                              headers=await service_headers(st))
+    for fip in _check(r, "listing the server's floating IPs")["floatingips"]:
+        if fip.get("port_id") in out and fip.get("floating_ip_address"):
+            out[fip["port_id"]].append({"address": fip["floating_ip_address"],
+                                        "fixed_ip_address": fip.get("fixed_ip_address") or ""})
+    for fips in out.values():
+        fips.sort(key=lambda f: f["address"])
+    return out
+
+
+async def with_floating_ips(st: ComputeState,
+                            infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``network_info`` entries with the floating IPs of their ports
+    (``floating_ips``). Only pre-existing ports can have any when a server is
+    built: without one, no call is made; a failing call leaves them without."""
+    ids = [i["port_id"] for i in infos if i.get("preexisting") and i.get("port_id")]
+    if not ids:
+        return infos
+    try:
+        fips = await floating_ips_of(st, ids)
+    except (CloudError, httpx.HTTPError) as exc:
+        log.warning("could not read the floating IPs of ports %s: %s", ids, exc)
+        return infos
+    return add_floating_ips(infos, fips)
+
+
+def add_floating_ips(infos: list[dict[str, Any]],
+                     fips: dict[str, list[dict[str, str]]]) -> list[dict[str, Any]]:
+    """``network_info`` entries whose ``floating_ips`` are those ``fips`` (port id ->
+    floating IPs, ``floating_ips_of``) gives their ports; none where it gives none."""
+    out = []
+    for info in infos:
+        info = {k: v for k, v in info.items() if k != "floating_ips"}
+        if fips.get(info.get("port_id") or ""):
+            info["floating_ips"] = fips[info["port_id"]]
+        out.append(info)
+    return out

@@ -5,21 +5,35 @@ This host registers its services at start: ``nova-compute`` beside its compute
 node, ``nova-scheduler`` and ``nova-conductor`` for the API it serves (the
 scheduler and conductor are part of the API process here). An admin may disable
 a ``nova-compute`` service (with a reason) or force it down: the scheduler's
-ComputeFilter then skips its host. There are no heartbeats yet: a service is
-``up`` unless forced down, and ``updated_at`` is its last start.
+ComputeFilter then skips its host.
+
+Heartbeats, as Nova's database service group: every ``report_interval`` seconds
+(``[compute]``, Nova's 10) a running host writes ``updated_at`` on its service
+rows; a service is ``up`` when that is at most ``service_down_time`` seconds old
+(Nova's 60) and it is not forced down. A host whose heartbeat stopped is
+``down``: the scheduler skips it, a server on it is deleted without its guest
+(Nova's local delete), and the builds handed to it that it has not started are
+rescheduled by the other hosts (``servers.take_over_builds``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid as uuidlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from onestack.compute.models import ComputeNode, Instance, Service, utcnow
 from onestack.compute.service.scheduler import COMPUTE_BINARY
 from onestack.compute.state import ComputeState
 from onestack.core.errors import BadRequest, NotFound
+
+log = logging.getLogger("onestack.compute")
 
 BINARIES = {COMPUTE_BINARY: "compute", "nova-scheduler": "scheduler",
             "nova-conductor": "conductor"}
@@ -41,13 +55,100 @@ async def register_services(st: ComputeState) -> None:
                 row.updated_at = now
 
 
+def down_time(st: ComputeState) -> timedelta:
+    return timedelta(seconds=st.conf.service_down_time)
+
+
+def last_heartbeat(svc: Service) -> datetime:
+    return svc.updated_at or svc.created_at
+
+
+def alive(st: ComputeState, svc: Service, now: datetime | None = None) -> bool:
+    """Its heartbeat is recent (whether or not it is forced down)."""
+    return last_heartbeat(svc) >= (now or utcnow()) - down_time(st)
+
+
+async def heartbeat(st: ComputeState) -> None:
+    """Write ``updated_at`` on this host's services (one heartbeat)."""
+    async with st.db.write() as s:
+        await s.execute(update(Service).where(Service.host == st.host)
+                        .values(updated_at=utcnow()))
+
+
+async def report_state(st: ComputeState) -> None:
+    """Beat every ``report_interval`` seconds until cancelled; a failed beat (the
+    database away for a moment) is logged and the next one tried."""
+    while True:
+        await asyncio.sleep(st.conf.report_interval)
+        try:
+            await heartbeat(st)
+        except Exception:
+            log.exception("the compute service's heartbeat failed")
+
+
+async def down_hosts(st: ComputeState, s: AsyncSession) -> dict[str, datetime]:
+    """Hosts whose ``nova-compute`` heartbeat is older than ``service_down_time``,
+    with their last heartbeat."""
+    since = utcnow() - down_time(st)
+    rows = await s.execute(select(Service.host, Service.updated_at, Service.created_at).where(
+        Service.binary == COMPUTE_BINARY))
+    return {host: updated or created for host, updated, created in rows
+            if (updated or created) < since}
+
+
+async def is_up(st: ComputeState, host: str, s: AsyncSession | None = None) -> bool:
+    """The host's ``nova-compute`` beats and is not forced down (this host always is)."""
+    if host == st.host:
+        return True
+    q = select(Service).where(Service.host == host, Service.binary == COMPUTE_BINARY)
+    if s is None:
+        async with st.db.read() as sess:
+            row = await sess.scalar(q)
+    else:
+        row = await s.scalar(q)
+    return row is not None and not row.forced_down and alive(st, row)
+
+
+# a server's ``host_status`` (2.16), from its host's ``nova-compute`` service as
+# Nova's compute API derives it: forced down wins, then disabled, then the heartbeat
+HOST_UP, HOST_DOWN, HOST_MAINTENANCE, HOST_UNKNOWN, HOST_NONE = (
+    "UP", "DOWN", "MAINTENANCE", "UNKNOWN", "")
+
+
+def host_status_of(st: ComputeState, svc: Service | None,
+                   now: datetime | None = None) -> str:
+    """``DOWN`` when forced down, ``MAINTENANCE`` when disabled, ``UP`` while it
+    beats, ``UNKNOWN`` once its heartbeat is older than ``service_down_time``;
+    "" without a service."""
+    if svc is None:
+        return HOST_NONE
+    if svc.forced_down:
+        return HOST_DOWN
+    if svc.disabled:
+        return HOST_MAINTENANCE
+    return HOST_UP if alive(st, svc, now) else HOST_UNKNOWN
+
+
+async def host_statuses(st: ComputeState, hosts: Iterable[str | None]) -> dict[str, str]:
+    """The ``host_status`` of each of ``hosts`` (one query for them all); a
+    missing or empty host is "" (a server on no host)."""
+    wanted = {h for h in hosts if h}
+    if not wanted:
+        return {}
+    async with st.db.read() as s:
+        rows = {r.host: r for r in await s.scalars(select(Service).where(
+            Service.binary == COMPUTE_BINARY, Service.host.in_(sorted(wanted))))}
+    now = utcnow()
+    return {h: host_status_of(st, rows.get(h), now) for h in wanted}
+
+
 def zone_of(st: ComputeState, svc: Service) -> str:
     return (st.conf.default_availability_zone if svc.binary == COMPUTE_BINARY
             else INTERNAL_ZONE)
 
 
-def state_of(svc: Service) -> str:
-    return "down" if svc.forced_down else "up"
+def state_of(st: ComputeState, svc: Service) -> str:
+    return "down" if svc.forced_down or not alive(st, svc) else "up"
 
 
 async def list_services(st: ComputeState, binary: str | None = None,

@@ -130,6 +130,7 @@ async def create_keypair(st: ComputeState, user_id: str, name: str, key_type: st
     assert public_key is not None
     fp = fingerprint(public_key, key_type)
     exists = Conflict(f"Key pair '{name}' already exists.")
+    await quotas.prefetch(st, project_id)  # the identity service's limits
     async with st.db.write() as s:
         if (await s.execute(select(KeyPair.id).where(
                 KeyPair.user_id == user_id, KeyPair.name == name))).first():

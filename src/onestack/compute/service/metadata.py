@@ -25,6 +25,8 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
 from onestack.compute.models import Instance
 from onestack.compute.service import external
 from onestack.compute.state import ComputeState
@@ -37,12 +39,27 @@ NEWTON_ONE, NEWTON_TWO, VICTORIA = "2016-06-30", "2016-10-06", "2020-10-14"
 EC2_VERSIONS = ("1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
                 "2008-02-01", "2008-09-01", "2009-04-04")
 DHCP_DOMAIN = "novalocal"  # Nova's [api] dhcp_domain default
+# the guest's (encrypted) password, in the server's system_metadata: the guest
+# POSTs it to /openstack/<version>/password once (from GRIZZLY), GET reads it,
+# os-server-password shows and clears it
+PASSWORD_KEY = "password"
+PASSWORD_NAME = "password"
+PASSWORD_MAX_SIZE = 256  # bytes, Nova's limit
 JSON = "application/json"
 TEXT = "text/plain"
 
 
 class MetadataNotFound(Exception):
     """No such metadata path (the API answers 404)."""
+
+
+class PasswordAlreadySet(Exception):
+    """A password is stored already (the API answers 409)."""
+
+
+class PasswordRejected(Exception):
+    """Not a password this service stores: more than ``PASSWORD_MAX_SIZE`` bytes
+    or not UTF-8 text (the API answers 400 with the message)."""
 
 
 # -- the server's network, read from the networking API ----------------------------------
@@ -222,6 +239,8 @@ class InstanceMetadata:
         out = ["meta_data.json"]
         if self.user_data is not None:
             out.append("user_data")
+        if version >= GRIZZLY:
+            out.append(PASSWORD_NAME)
         if version >= HAVANA:
             out.append("vendor_data.json")
         if version >= LIBERTY:
@@ -229,6 +248,10 @@ class InstanceMetadata:
         if version >= NEWTON_TWO:
             out.append("vendor_data2.json")
         return out
+
+    @property
+    def password(self) -> str:
+        return str((self.inst.system_metadata or {}).get(PASSWORD_KEY) or "")
 
     def openstack_item(self, version: str, name: str | None) -> tuple[Any, str]:
         """(document, content type) of ``/openstack/<version>/<name>``.
@@ -249,6 +272,8 @@ class InstanceMetadata:
             return self.user_data, TEXT
         if name == "network_data.json":
             return self.network_data(), JSON
+        if name == PASSWORD_NAME:
+            return self.password.encode(), TEXT
         return {}, JSON  # vendor_data.json, vendor_data2.json: no vendor data providers
 
     # -- EC2
@@ -346,6 +371,8 @@ class InstanceMetadata:
         for version in (*OPENSTACK_VERSIONS, "latest"):
             resolved = OPENSTACK_VERSIONS[-1] if version == "latest" else version
             for name in self._openstack_listing(resolved):
+                if name == PASSWORD_NAME:  # set by the guest through the API only
+                    continue
                 doc, ctype = self.openstack_item(version, name)
                 files[f"openstack/{version}/{name}"] = (
                     json.dumps(doc).encode() if ctype == JSON else doc)
@@ -357,6 +384,41 @@ class InstanceMetadata:
             if "user-data" in tree:
                 files[f"ec2/{version}/user-data"] = tree["user-data"]
         return files
+
+
+def is_password_path(path: str) -> bool:
+    """Whether ``path`` is ``/openstack/<version>/password`` of a version that
+    has it (``2013-04-04`` on, and ``latest``): where a guest may POST."""
+    tokens = [t for t in posixpath.normpath("/" + path.lstrip("/")).split("/") if t]
+    if len(tokens) != 3 or tokens[0] != "openstack" or tokens[2] != PASSWORD_NAME:
+        return False
+    version = OPENSTACK_VERSIONS[-1] if tokens[1] == "latest" else tokens[1]
+    return version in OPENSTACK_VERSIONS and version >= GRIZZLY
+
+
+async def set_password(st: ComputeState, instance_uuid: str, body: bytes) -> None:
+    """Store the password a guest posts, once, as Nova's metadata service does
+    (a set password is checked first, then the size).
+
+    Raises:
+        MetadataNotFound; PasswordAlreadySet; PasswordRejected.
+    """
+    async with st.db.write() as s:
+        row = await s.scalar(select(Instance).where(Instance.uuid == instance_uuid)
+                             .with_for_update())
+        if row is None:
+            raise MetadataNotFound(instance_uuid)
+        current = dict(row.system_metadata or {})
+        if current.get(PASSWORD_KEY):
+            raise PasswordAlreadySet(instance_uuid)
+        if len(body) > PASSWORD_MAX_SIZE:
+            raise PasswordRejected("Request is too large.")
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            raise PasswordRejected("The password is not UTF-8 text.") from None
+        current[PASSWORD_KEY] = text
+        row.system_metadata = current
 
 
 def needs_network(path: str) -> bool:

@@ -1,9 +1,10 @@
 """Compute nodes, the scheduler and claims.
 
 This host registers its compute node at start (its inventory from the driver,
-the allocation ratios from the settings). The scheduler reads every node, runs
-the filters (ComputeFilter: the host's ``nova-compute`` service is enabled and
-not forced down; availability zone; resources; for a member of a server group,
+the allocation ratios from the settings); every host sharing the database does,
+and the scheduler places servers on any of them. The scheduler reads every node, runs
+the filters (ComputeFilter: the host's ``nova-compute`` service is enabled, not
+forced down and up, its last heartbeat within ``service_down_time``; availability zone; resources; for a member of a server group,
 ServerGroupAffinityFilter and ServerGroupAntiAffinityFilter), and claims on the
 best remaining node (most free RAM; a soft-affinity group's member prefers the
 hosts with most members of its group, a soft-anti-affinity one those with
@@ -22,6 +23,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -48,6 +50,10 @@ class Request:
     memory_mb: int
     disk_gb: int
     availability_zone: str | None = None
+    host: str | None = None  # a requested destination (unshelve to a host, 2.91)
+    # hosts a build is not to go back to (its host went down before building it:
+    # the build is rescheduled elsewhere, as Nova's retries avoid the failed host)
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,19 @@ def run_filters(nodes: list[ComputeNode], req: Request,
         gone = [f"{n.hypervisor_hostname} ({why_out(n)})" for n in nodes if why_out(n)]
         removed.append(f"ComputeFilter removed {', '.join(gone)}")
     kept = enabled
+    if req.exclude:
+        retry = [n for n in kept if n.host not in req.exclude]
+        gone = [n.hypervisor_hostname for n in kept if n not in retry]
+        if gone:
+            removed.append(f"RetryFilter removed {', '.join(gone)} (went down before "
+                           "building it)")
+        kept = retry
+    if req.host:
+        there = [n for n in kept if n.host == req.host]
+        gone = [n.hypervisor_hostname for n in kept if n not in there]
+        if gone:
+            removed.append(f"the requested destination {req.host} removed {', '.join(gone)}")
+        kept = there
     if req.availability_zone:
         in_zone = [n for n in kept if n.availability_zone == req.availability_zone]
         gone = [n.hypervisor_hostname for n in kept if n not in in_zone]
@@ -183,19 +202,38 @@ def run_filters(nodes: list[ComputeNode], req: Request,
     return fitting, removed
 
 
-async def out_of_service(s: AsyncSession) -> dict[str, str]:
-    """Hosts whose ``nova-compute`` service is disabled or forced down, and why."""
+async def out_of_service(s: AsyncSession, st: ComputeState | None = None) -> dict[str, str]:
+    """Hosts whose ``nova-compute`` service is disabled, forced down or (with
+    ``st``, for its ``service_down_time``) down: no heartbeat for that long; and why."""
     rows = await s.execute(select(Service.host, Service.disabled, Service.forced_down).where(
         Service.binary == COMPUTE_BINARY,
         or_(Service.disabled.is_(True), Service.forced_down.is_(True))))
-    return {host: "disabled" if disabled else "forced down" for host, disabled, _ in rows}
+    out = {host: "disabled" if disabled else "forced down" for host, disabled, _ in rows}
+    if st is not None:
+        now = utcnow()
+        since = now - timedelta(seconds=st.conf.service_down_time)
+        beats = await s.execute(select(Service.host, Service.updated_at, Service.created_at)
+                                .where(Service.binary == COMPUTE_BINARY))
+        for host, updated, created in beats:
+            last = updated or created
+            if host not in out and host != st.host and last < since:
+                out[host] = (f"down: no heartbeat for {int((now - last).total_seconds())} s, "
+                             f"service_down_time {st.conf.service_down_time:g} s")
+    return out
 
 
 async def group_of(s: AsyncSession, instance_uuid: str) -> Group | None:
-    """The instance's server group, with the hosts its other members hold claims on."""
+    """The instance's server group, with the hosts its other members hold claims on.
+
+    The group's row is locked (``SELECT ... FOR UPDATE``) until the caller's
+    transaction ends, so that members scheduled at once (by several hosts, on
+    PostgreSQL or MariaDB) each see the others' claims; SQLite has one writer anyway.
+    Called first in its transaction: MariaDB's repeatable read takes its snapshot at
+    the first plain read, which then comes after the lock.
+    """
     m = ServerGroupMember
     group = await s.scalar(select(ServerGroup).join(m, m.group_id == ServerGroup.id)
-                           .where(m.instance_uuid == instance_uuid))
+                           .where(m.instance_uuid == instance_uuid).with_for_update())
     if group is None:
         return None
     rows = await s.execute(
@@ -247,14 +285,14 @@ async def schedule(st: ComputeState, instance_uuid: str, req: Request) -> Comput
     """
     for _ in range(CLAIM_ATTEMPTS):
         async with st.db.write() as s:
+            group = await group_of(s, instance_uuid)  # first: it locks the group
             held = await s.get(Allocation, instance_uuid)
             if held is not None:
                 node = await s.get(ComputeNode, held.node_id)
                 assert node is not None
                 return node
             nodes = list(await s.scalars(select(ComputeNode).order_by(ComputeNode.id)))
-            group = await group_of(s, instance_uuid)
-            fitting, removed = run_filters(nodes, req, await out_of_service(s), group)
+            fitting, removed = run_filters(nodes, req, await out_of_service(s, st), group)
             if not fitting:
                 detail = "; ".join(removed) if removed else "there are no compute hosts"
                 raise NoValidHost("No valid host was found. " + detail + ".")

@@ -57,6 +57,7 @@ async def create(st: ComputeState, project_id: str, user_id: str, name: str, pol
     """Raises: Forbidden (Nova's message) over the ``server_groups`` quota of the
     project or, when the user has one of their own, the user's."""
     over = Forbidden("Quota exceeded, too many server groups.")
+    await quotas.prefetch(st, project_id)  # the identity service's limits
     async with st.db.write() as s:
         for uid in (None, user_id):
             if uid is not None and not await quotas.has_user_limits(s, project_id, uid):

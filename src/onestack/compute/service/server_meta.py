@@ -57,6 +57,12 @@ async def change_metadata(st: ComputeState, server_id: str, *, is_admin: bool,
         NotFound (server, or the key to delete); Conflict: locked (non-admins) or
         in a state that forbids it; Forbidden: over the metadata_items quota.
     """
+    if delete_key is None:  # the identity service's limits, before the transaction
+        async with st.db.read() as s:
+            owner = await s.scalar(select(Instance.project_id).where(
+                Instance.uuid == server_id))
+        if owner is not None:
+            await quotas.prefetch(st, owner)
     async with st.db.write() as s:
         inst = await s.scalar(select(Instance).where(Instance.uuid == server_id,
                                                      Instance.deleted.is_(False)))

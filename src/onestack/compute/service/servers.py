@@ -19,6 +19,13 @@ under way survives a restart of the process:
 - ``action``: a power action through the driver, then the resulting states.
 
 Each records its steps as events of the server's instance action.
+
+Several hosts on one database: a task on a server is routed to the server's host
+(kind ``<kind>@<host>``, see ``routed``); a build starts unrouted, and the host
+that schedules it hands it to the chosen host; when that host goes down before
+building it, another host takes the build over and schedules it again without
+that host (``take_over_builds``). Driver questions asked by the API
+(console output, VNC console) go to the server's host as a ``driver_call`` task.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import re
 import secrets
 import string
 import uuid as uuidlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -41,22 +48,26 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onestack.compute import errors
-from onestack.compute.drivers.base import InstanceSpec
+from onestack.compute.drivers.base import RUNNING as RUNS
+from onestack.compute.drivers.base import DriverError, GuestNotFound, InstanceSpec, VncConsole
 from onestack.compute.models import (
     Flavor,
     Instance,
     InstanceAction,
     InstanceActionEvent,
     KeyPair,
+    Service,
     Task,
     utcnow,
 )
 from onestack.compute.service import external, quotas, scheduler
+from onestack.compute.service import hosts as hosts_svc
+from onestack.compute.service import metadata as metadata_svc
 from onestack.compute.service import server_groups as groups_svc
 from onestack.compute.service.flavors import Viewer, _extra_specs, _find
 from onestack.compute.state import ComputeState
 from onestack.core import tasks as tasks_mod
-from onestack.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from onestack.core.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from onestack.core.tasks import TaskHandle
 
 log = logging.getLogger("onestack.compute")
@@ -93,6 +104,91 @@ BUILD, DELETE, ACTION = "build", "delete", "action"
 BUILD_EVENT = "compute__do_build_and_run_instance"
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
 DELETE_EVENT = "compute_terminate_instance"
+
+
+# -- several hosts: a task on a server runs on the server's host ------------------------
+
+def routed(kind: str, host: str | None) -> str:
+    """The task kind for work on ``host``'s guests (``build@compute-2``): only that
+    host's runner claims it. With no host yet (a build not scheduled, a server never
+    placed) the plain kind, which every host's runner claims."""
+    return f"{kind}@{host}" if host else kind
+
+
+async def submit_for(st: ComputeState, s: AsyncSession, kind: str, host: str | None,
+                     payload: dict[str, Any], *, task_id: str | None = None) -> str:
+    """Submit a task for the server on ``host``, in the caller's transaction."""
+    return await st.tasks.submit(s, routed(kind, host), payload, task_id=task_id,  # type: ignore[no-any-return]
+                                 elsewhere=bool(host) and host != st.host)
+
+
+async def run_here(st: ComputeState, handle: TaskHandle, host: str | None) -> bool:
+    """Whether this host runs the task of a server on ``host``; if not, the task is
+    handed to that host's runner (the caller returns at once)."""
+    if not host or host == st.host:
+        return True
+    await handle.hand_over(routed(handle.kind.split("@")[0], host))
+    log.info("task %s (%s) handed to host %s", handle.id, handle.kind, host)
+    return False
+
+
+DRIVER_CALL = "driver_call"  # a question for the driver of another host (always routed)
+REAP = "reap"  # destroy the guest of a server deleted while its host was down (routed)
+DRIVER_CALLS = frozenset({"console_output", "vnc_console"})
+DRIVER_CALL_WAIT = 30.0  # seconds; the other host claims it at its next poll (1 s)
+
+
+async def handle_driver_call(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
+    method, inst_uuid = handle.payload["method"], handle.payload["uuid"]
+    if method not in DRIVER_CALLS:
+        return {"error": f"unknown driver call {method!r}"}
+    try:
+        value = await getattr(st.driver, method)(inst_uuid)
+    except GuestNotFound:
+        return {"error": "GuestNotFound"}
+    except NotImplementedError:
+        return {"error": "NotImplementedError"}
+    if isinstance(value, VncConsole):
+        return {"value": asdict(value)}
+    return {"value": value}
+
+
+async def call_driver(st: ComputeState, inst: Instance, method: str) -> Any:
+    """``driver.<method>(uuid)`` on the server's host: here directly; for a server
+    on another host through a task routed to it, waited for (the API answers from
+    any host, the guest is where it runs).
+
+    Raises:
+        GuestNotFound; NotImplementedError; Conflict: the server's host is down;
+        ServiceUnavailable: it did not answer in time.
+    """
+    host = inst.host
+    if not host or host == st.host:
+        return await getattr(st.driver, method)(inst.uuid)
+    if not await hosts_svc.is_up(st, host):
+        raise Conflict(f"Compute service of {host} is unavailable at this time.")
+    async with st.db.write() as s:
+        task_id = await submit_for(st, s, DRIVER_CALL, host,
+                                   {"uuid": inst.uuid, "method": method})
+    try:
+        info = await st.tasks.wait(task_id, timeout=DRIVER_CALL_WAIT)
+    except TimeoutError:
+        raise ServiceUnavailable(f"Compute service of {host} did not answer within "
+                                 f"{DRIVER_CALL_WAIT:g} s.") from None
+    finally:
+        t = Task.__table__
+        async with st.db.write() as s:  # its answer is read: the row has done its job
+            await s.execute(sa.delete(t).where(t.c.id == task_id))
+    result = info.result or {}
+    error = result.get("error") or (info.error if info.state == tasks_mod.FAILED else None)
+    if error == "GuestNotFound":
+        raise GuestNotFound(inst.uuid)
+    if error == "NotImplementedError":
+        raise NotImplementedError(method)
+    if error:
+        raise ServiceUnavailable(f"Compute service of {host} failed: {error}")
+    value = result.get("value")
+    return VncConsole(**dict(value or {})) if method == "vnc_console" else value
 
 
 def status(inst: Instance | Listed) -> str:
@@ -343,6 +439,7 @@ async def create(st: ComputeState, caller: Caller, req: CreateRequest) -> tuple[
         BadRequest, Conflict, Forbidden (quota).
     """
     viewer = Viewer(caller.project_id, caller.is_admin)
+    await quotas.prefetch(st, caller.project_id)  # the identity service's limits
     async with st.db.read() as s:
         try:
             flavor = await _find(s, req.flavor_ref, viewer)
@@ -394,7 +491,7 @@ async def create(st: ComputeState, caller: Caller, req: CreateRequest) -> tuple[
             inst = Instance(
                 uuid=str(uuidlib.uuid4()), project_id=caller.project_id, user_id=caller.user_id,
                 display_name=name, display_description=req.description,
-                hostname=hostname_of(req.hostname or name), reservation_id=reservation,
+                hostname=req.hostname or hostname_of(name), reservation_id=reservation,
                 launch_index=index, image_ref=req.image_ref, image=image_snapshot(image),
                 flavor=flavor_snapshot(flavor, specs), instance_type_id=flavor.flavorid,
                 vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
@@ -412,8 +509,8 @@ async def create(st: ComputeState, caller: Caller, req: CreateRequest) -> tuple[
             s.add(inst)
             await s.flush()
             action = await _start_action(s, inst, "create", caller)
-            await st.tasks.submit(s, BUILD, {"uuid": inst.uuid, "action_id": action.id},
-                                  task_id=inst.uuid)
+            await submit_for(st, s, BUILD, None, {"uuid": inst.uuid, "action_id": action.id},
+                             task_id=inst.uuid)
             made.append(inst)
         if group_id is not None:
             await groups_svc.add_members(s, st, group_id, caller.user_id,
@@ -468,6 +565,8 @@ class ListFilters:
     tags_any: list[str] = field(default_factory=list)  # at least one
     not_tags: list[str] = field(default_factory=list)  # not all of them
     not_tags_any: list[str] = field(default_factory=list)  # none of them
+    ip: str | None = None  # a regular expression a fixed IPv4 address matches
+    ip6: str | None = None  # ... an IPv6 address
     sort: list[tuple[str, str]] = field(default_factory=lambda: [("created_at", "desc")])
 
 
@@ -634,12 +733,14 @@ async def list_servers(st: ComputeState, f: ListFilters, limit: int | None = Non
             raise marker_not_found(marker)
         return []
     tags = bool(f.tags or f.tags_any or f.not_tags or f.not_tags_any)
+    ips = f.ip is not None or f.ip6 is not None
     async with st.db.read() as s:
         columns = _COLUMNS[brief, s.get_bind().dialect.name != "postgresql"]
-        if marker is None and f.name is None and not tags:
+        if marker is None and f.name is None and not tags and not ips:
             q = select(*columns).where(*where).order_by(*_order(f))
             return await _listed(s, q if limit is None else q.limit(limit))
-        cols = [i.id, i.uuid, i.display_name, *([i.tags] if tags else [])]
+        cols = [i.id, i.uuid, i.display_name, *([i.tags] if tags else []),
+                *([i.network_info] if ips else [])]
         keys = list(await s.execute(select(*cols).where(*where).order_by(*_order(f))))
         if f.name is not None:
             try:
@@ -650,6 +751,9 @@ async def list_servers(st: ComputeState, f: ListFilters, limit: int | None = Non
                 keys = [k for k in keys if pattern.search(k.display_name)]
         if tags:
             keys = [k for k in keys if _tags_match(set(k.tags or []), f)]
+        if ips:
+            patterns = _ip_patterns(f)
+            keys = [k for k in keys if _ips_match(k.network_info or [], *patterns)]
         start = 0
         if marker is not None:
             start = next((n + 1 for n, k in enumerate(keys) if k.uuid == marker), -1)
@@ -661,6 +765,32 @@ async def list_servers(st: ComputeState, f: ListFilters, limit: int | None = Non
         rows = await _listed(s, select(*columns).where(i.id.in_(ids), *where))
     by_id = {r.id: r for r in rows}
     return [by_id[n] for n in ids if n in by_id]
+
+
+def _ip_patterns(f: ListFilters) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """The ``ip`` and ``ip6`` filters compiled; an invalid expression matches
+    nothing (a pattern that never matches)."""
+    def compile_(expr: str | None) -> re.Pattern[str] | None:
+        if expr is None:
+            return None
+        try:
+            return re.compile(expr)
+        except re.error:
+            return re.compile(r"(?!)")
+    return compile_(f.ip), compile_(f.ip6)
+
+
+def _ips_match(network_info: list[dict[str, Any]], v4: re.Pattern[str] | None,
+               v6: re.Pattern[str] | None) -> bool:
+    """Nova's ``ip``/``ip6`` filters: a regular expression that matches (from its
+    start) one of the server's fixed addresses of that IP version."""
+    for port in network_info:
+        for ip in port.get("fixed_ips", []):
+            addr = ip.get("ip_address") or ""
+            pattern = v6 if ":" in addr else v4
+            if pattern is not None and pattern.match(addr):
+                return True
+    return False
 
 
 def _tags_match(tags: set[str], f: ListFilters) -> bool:
@@ -816,9 +946,14 @@ async def _allocate_ports(st: ComputeState, inst: Instance, host: str,
             port = await external.update_port(st, want["port_id"], binding)
             preexisting = True
         else:
-            port = next((p for p in existing if p["id"] not in used
-                         and p["network_id"] == want["network_id"]), None)
-            if port is None:
+            found = next((p for p in existing if p["id"] not in used
+                          and p["network_id"] == want["network_id"]), None)
+            if found is not None and found.get("binding:host_id") != host:
+                # made by a build on a host that went down (rescheduled here)
+                found = await external.update_port(st, found["id"], binding)
+            if found is not None:
+                port = found
+            else:
                 if sg_ids is None:
                     sg_ids = await _security_group_ids(st, inst)
                 body: dict[str, Any] = {"network_id": want["network_id"],
@@ -869,20 +1004,53 @@ def spec_of(inst: Instance) -> InstanceSpec:
     )
 
 
+def wants_config_drive(st: ComputeState, inst: Instance) -> bool:
+    """Nova's ``configdrive.required_by``: the user asked for one, or every guest
+    gets one (``[compute] config_drive``, Nova's ``force_config_drive``)."""
+    return bool(inst.config_drive) or st.conf.config_drive
+
+
+async def spawn_spec(st: ComputeState, inst: Instance) -> InstanceSpec:
+    """``spec_of`` with the config drive's files, as Nova renders them
+    (``InstanceMetadata.config_drive_files``, the network read from the
+    networking API), when the server gets one."""
+    spec = spec_of(inst)
+    if not wants_config_drive(st, inst):
+        return spec
+    md = await metadata_svc.for_instance(st, inst)
+    return replace(spec, config_drive_files=md.config_drive_files())  # a few ms of JSON
+
+
 async def handle_build(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
     inst_uuid, action_id = handle.payload["uuid"], handle.payload.get("action_id")
     inst = await _still_wanted(st, inst_uuid)
     if inst is None:
         return {"skipped": True}
+    if not await run_here(st, handle, inst.host):  # scheduled already, to another host
+        return {"host": inst.host}
     if action_id is not None:
         await _event_start(st, action_id, SCHEDULE_EVENT)
+    dead = handle.payload.get("rescheduled_from")  # its host went down (take_over_builds)
     try:
         node = await scheduler.schedule(st, inst_uuid, scheduler.Request(
             inst.vcpus, inst.memory_mb, inst.root_gb + inst.ephemeral_gb,
-            inst.requested_availability_zone))
+            inst.requested_availability_zone,
+            exclude=tuple(handle.payload.get("exclude_hosts", ()))))
     except scheduler.NoValidHost as exc:
-        await _set_error(st, inst_uuid, action_id, SCHEDULE_EVENT, str(exc))
-        return {"error": str(exc)}
+        message = details = str(exc)
+        if dead:  # the filters say why (the message is cut at 255 characters)
+            message = f"Host {dead} went down before building the server: {exc}"
+            details = (f"Host {dead} went down before building the server "
+                       f"({handle.payload.get('reschedule_reason', 'down')}); rescheduling "
+                       f"it elsewhere failed. {exc}")
+        await _set_error(st, inst_uuid, action_id, SCHEDULE_EVENT, message, details)
+        return {"error": details}
+    if node.host != st.host:  # the conductor's part is done: that host builds it
+        await _set(st, inst_uuid, host=node.host, node=node.hypervisor_hostname,
+                   availability_zone=node.availability_zone)
+        await run_here(st, handle, node.host)
+        return {"host": node.host}
+    fetching = _start_image_fetch(st, inst)
     try:
         async with st.db.write() as s:
             if action_id is not None:
@@ -895,18 +1063,24 @@ async def handle_build(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
         if inst is None:
             return {"skipped": True}
         infos = await _allocate_ports(st, inst, node.host, handle)
+        infos = await external.with_floating_ips(st, infos)  # pre-existing ports' ones
         await _set(st, inst_uuid, network_info=infos, task_state=SPAWNING)
         inst = await _still_wanted(st, inst_uuid)
         if inst is None:
             return {"skipped": True}
-        await st.driver.spawn(spec_of(inst))
+        spec = await spawn_spec(st, inst)
+        if fetching is not None:
+            await fetching  # its error is the build's, as the spawn's would be
+        await st.driver.spawn(spec)
         info = await st.driver.get_info(inst_uuid)
         async with st.db.write() as s:
             res = await s.execute(update(Instance).where(
                 Instance.uuid == inst_uuid, Instance.vm_state == BUILDING,
                 Instance.deleted.is_(False), Instance.task_state != DELETING).values(
                 vm_state=ACTIVE, task_state=None, power_state=info.power_state,
-                launched_at=utcnow(), updated_at=utcnow()))
+                launched_at=utcnow(), updated_at=utcnow(),
+                # a forced config drive shows in the API too (Nova's update_instance)
+                **({"config_drive": "True"} if wants_config_drive(st, inst) else {})))
             if res.rowcount == 1 and action_id is not None:  # type: ignore[attr-defined]
                 await _event_finish(s, action_id, BUILD_EVENT, "Success")
         return {"built": True}
@@ -920,6 +1094,23 @@ async def handle_build(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
                              f"{type(exc).__name__}: {exc}")
             return {"error": str(exc)}
         raise
+    finally:
+        if fetching is not None:  # not left running (a skipped build), nor unretrieved
+            fetching.cancel()
+            await asyncio.wait([fetching])
+            if not fetching.cancelled():
+                fetching.exception()
+
+
+def _start_image_fetch(st: ComputeState, inst: Instance) -> asyncio.Future[None] | None:
+    """The driver's fetch of the server's image into its cache (``cache_image``, the
+    qemu driver's), started once the server is scheduled here, so that the download
+    runs while the build binds its ports and renders its config drive."""
+    cache = getattr(st.driver, "cache_image", None)
+    if cache is None or not inst.image:
+        return None
+    fetch: asyncio.Future[None] = asyncio.ensure_future(cache(inst.image))
+    return fetch
 
 
 # -- delete ----------------------------------------------------------------------------
@@ -940,7 +1131,9 @@ async def delete(st: ComputeState, server_id: str, caller: Caller,
         inst.task_state = DELETING
         inst.updated_at = utcnow()
         action = await _start_action(s, inst, "delete", caller)
-        await st.tasks.submit(s, DELETE, {"uuid": inst.uuid, "action_id": action.id})
+        # a host that is down cannot delete its guest: any host deletes the records
+        host = inst.host if inst.host and await hosts_svc.is_up(st, inst.host, s) else None
+        await submit_for(st, s, DELETE, host, {"uuid": inst.uuid, "action_id": action.id})
 
 
 async def _wait_build(st: ComputeState, inst_uuid: str, timeout: float = 60.0) -> None:
@@ -969,7 +1162,17 @@ async def handle_delete(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
         inst = await s.scalar(select(Instance).where(Instance.uuid == inst_uuid))
     if inst is None or inst.deleted:
         return {"deleted": True}
-    await st.driver.destroy(inst_uuid)
+    if inst.host and inst.host != st.host and await hosts_svc.is_up(st, inst.host):
+        await run_here(st, handle, inst.host)
+        return {"host": inst.host}
+    local_delete = bool(inst.host) and inst.host != st.host
+    if local_delete:
+        # Nova's local delete: the server's host is down, so its records go now and
+        # its guest when the host is back (the REAP task below waits for it)
+        log.warning("deleting %s while its host %s is down: its guest goes when the "
+                    "host is back", inst_uuid, inst.host)
+    else:
+        await st.driver.destroy(inst_uuid)
     shelved_image = (inst.system_metadata or {}).get("shelved_image_id")
     if shelved_image:  # a shelved server's snapshot goes with it, as in Nova
         from onestack.compute.service import actions  # it imports this module
@@ -993,7 +1196,23 @@ async def handle_delete(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
             terminated_at=now, updated_at=now))
         if action_id is not None:
             await _event_finish(s, action_id, DELETE_EVENT, "Success")
+        if local_delete:
+            await submit_for(st, s, REAP, inst.host, {"uuid": inst_uuid})
     return {"deleted": True}
+
+
+async def handle_reap(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
+    """Destroy the guest of a server deleted while this host was down, or of one
+    whose build this host had begun when it went down and another host took over
+    (``take_over_builds``): the server is not this host's any more."""
+    async with st.db.read() as s:
+        row = (await s.execute(select(Instance.deleted, Instance.host).where(
+            Instance.uuid == handle.payload["uuid"]))).first()
+    deleted, inst_host = (row[0], row[1]) if row is not None else (None, None)
+    if deleted is False and inst_host == st.host:  # its build came back here
+        return {"skipped": True}
+    await st.driver.destroy(handle.payload["uuid"])
+    return {"destroyed": True}
 
 
 # -- power actions ---------------------------------------------------------------------
@@ -1021,8 +1240,8 @@ async def power_action(st: ComputeState, server_id: str, key: str, caller: Calle
         if res.rowcount != 1:  # type: ignore[attr-defined]
             raise invalid_state(act.name, inst, "task_state")
         action = await _start_action(s, inst, act.name, caller)
-        await st.tasks.submit(s, ACTION, {"uuid": inst.uuid, "action": key,
-                                          "action_id": action.id})
+        await submit_for(st, s, ACTION, inst.host, {"uuid": inst.uuid, "action": key,
+                                                    "action_id": action.id})
 
 
 async def handle_action(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
@@ -1033,6 +1252,8 @@ async def handle_action(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
         inst = await s.scalar(select(Instance).where(Instance.uuid == inst_uuid))
     if inst is None or inst.deleted or inst.task_state != act.task_state:
         return {"skipped": True}
+    if not await run_here(st, handle, inst.host):
+        return {"host": inst.host}
     if action_id is not None:
         await _event_start(st, action_id, act.event)
     d = st.driver
@@ -1114,23 +1335,92 @@ async def console_output(st: ComputeState, server_id: str, project_id: str | Non
         inst = await _load(s, server_id, project_id)
     if inst.vm_state == BUILDING or inst.host is None:
         raise Conflict(f"Instance {inst.uuid} is not ready")
-    text: str = await st.driver.console_output(inst.uuid)
+    text: str = await call_driver(st, inst, "console_output")
     if length is not None:  # Nova's tail: the last ``length`` pieces between newlines
         text = "\n".join(text.split("\n")[-length:]) if length else ""
     return text
+
+
+# -- builds routed to a host that went down ----------------------------------------------
+
+async def down_compute_hosts(st: ComputeState, s: AsyncSession) -> dict[str, str]:
+    """The other hosts whose ``nova-compute`` is forced down or has not beaten for
+    ``service_down_time``, and why."""
+    now = utcnow()
+    out: dict[str, str] = {}
+    for svc in await s.scalars(select(Service).where(
+            Service.binary == scheduler.COMPUTE_BINARY, Service.host != st.host)):
+        if svc.forced_down:
+            out[svc.host] = "forced down"
+        elif not hosts_svc.alive(st, svc, now):
+            seconds = int((now - hosts_svc.last_heartbeat(svc)).total_seconds())
+            out[svc.host] = f"no heartbeat for {seconds} s"
+    return out
+
+
+async def take_over_builds(st: ComputeState) -> int:
+    """Reschedule the builds handed to a host that is down, as Nova reschedules a
+    build to an alternate host: a ``build@<host>`` task that host has not started
+    (pending), or whose lease ran out while that host ran it (it died), becomes
+    an unrouted build again that avoids that host (``exclude_hosts``), and the
+    server's claim on that host is given back, in one transaction with the task's
+    row locked, so of several live hosts one takes it. A build the dead host had
+    begun may have left a guest there: a ``reap@<host>`` task destroys it when the
+    host is back (the server is no longer its). The number taken over."""
+    t = Task.__table__
+    async with st.db.read() as s:
+        down = await down_compute_hosts(st, s)
+        if not down:
+            return 0
+        kinds = {routed(BUILD, host): host for host in down}
+        rows = list(await s.execute(select(t.c.id, t.c.kind).where(
+            t.c.kind.in_(sorted(kinds)),
+            t.c.state.in_((tasks_mod.PENDING, tasks_mod.RUNNING)))))
+    taken = 0
+    for task_id, kind in rows:
+        host = kinds[kind]
+        reason = down[host]
+
+        def moved(payload: dict[str, Any], host: str = host,
+                  reason: str = reason) -> dict[str, Any]:
+            return {**payload, "rescheduled_from": host, "reschedule_reason": reason,
+                    "exclude_hosts": sorted({*payload.get("exclude_hosts", ()), host})}
+
+        async with st.db.write() as s:
+            was = await st.tasks.take_over(s, task_id, kind, BUILD, moved, claimed=True)
+            if was is None:
+                continue
+            # the build task's id is its server's uuid (create)
+            inst = await s.scalar(select(Instance).where(Instance.uuid == task_id)
+                                  .with_for_update())
+            if (inst is not None and not inst.deleted and inst.vm_state == BUILDING
+                    and inst.task_state != DELETING and inst.host == host):
+                await scheduler.free(s, inst.uuid)
+                inst.host = inst.node = None
+                inst.task_state = SCHEDULING
+                inst.updated_at = utcnow()
+            if was == tasks_mod.RUNNING:
+                await submit_for(st, s, REAP, host, {"uuid": task_id})
+        taken += 1
+        log.warning("build %s: its host %s is down (%s) and had %s it; rescheduling",
+                    task_id, host, reason,
+                    "begun" if was == tasks_mod.RUNNING else "not started")
+    return taken
 
 
 # -- start-up ---------------------------------------------------------------------------
 
 async def fail_orphaned_builds(st: ComputeState) -> int:
     """Servers still building whose build task has failed (its workers kept dying)
-    go to ERROR with a fault; the number of them."""
+    go to ERROR with a fault; the number of them. Only this host's servers and
+    those on no host yet: another host's are that host's business."""
     t = Task.__table__
     async with st.db.read() as s:
         rows = list(await s.execute(
             select(Instance.uuid, t.c.error)
             .join(t, t.c.id == Instance.uuid)
             .where(Instance.vm_state == BUILDING, Instance.deleted.is_(False),
+                   sa.or_(Instance.host == st.host, Instance.host.is_(None)),
                    t.c.state == tasks_mod.FAILED)))
     for inst_uuid, error in rows:
         await _set_error(st, inst_uuid, None, BUILD_EVENT,
@@ -1138,3 +1428,41 @@ async def fail_orphaned_builds(st: ComputeState) -> int:
                          error or "")
     return len(rows)
 
+
+async def resume_guests_state(st: ComputeState) -> int:
+    """Nova's ``resume_guests_state_on_host_boot``: start again each guest of this
+    host that the database says runs (``power_state`` RUNNING, ACTIVE, no task
+    under way) but whose driver says it does not (the host rebooted: its QEMU
+    process is gone). A guest that still runs (OneStack restarted alone) is left
+    alone, a stopped one stays stopped. As in Nova no instance action is
+    recorded; a guest that fails to start goes to ERROR. The number started."""
+    async with st.db.read() as s:
+        rows = list(await s.scalars(select(Instance).where(
+            Instance.host == st.host, Instance.deleted.is_(False),
+            Instance.vm_state == ACTIVE, Instance.task_state.is_(None),
+            Instance.power_state == RUNS)))
+    started = 0
+    for inst in rows:
+        try:
+            state = (await st.driver.get_info(inst.uuid)).power_state
+        except GuestNotFound:
+            state = 0  # NOSTATE: the driver has no such guest; starting it fails below
+        if state == RUNS:
+            continue
+        log.info("starting %s again after the host's restart (power state %s)",
+                 inst.uuid, state)
+        try:
+            await st.driver.power_on(inst.uuid)
+            state = (await st.driver.get_info(inst.uuid)).power_state
+        except DriverError as exc:
+            log.warning("failed to resume %s: %s", inst.uuid, exc)
+            async with st.db.write() as s:
+                await s.execute(update(Instance).where(
+                    Instance.uuid == inst.uuid, Instance.task_state.is_(None)).values(
+                    vm_state=ERROR, fault=_fault(500, f"Failed to resume instance: {exc}",
+                                                 f"{type(exc).__name__}: {exc}"),
+                    updated_at=utcnow()))
+            continue
+        started += 1
+        await _set(st, inst.uuid, power_state=state)
+    return started

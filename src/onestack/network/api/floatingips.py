@@ -68,6 +68,7 @@ async def create_floatingip(request: Request) -> Response:
         ids = [await svc.create(st, s, m, who) for m in members]
         await s.flush()
         out = [await svc.show(s, i) for i in ids]
+    svc.notify_compute(st, svc.compute_ports(*out))
     return c.created(RESOURCE, [hide(request, ctx, i) for i in out], bulk)
 
 
@@ -91,6 +92,8 @@ async def update_floatingip(request: Request) -> Response:
         await svc.update(st, s, row, values, caller(request, ctx))
         await s.flush()
         out = await svc.show(s, fip_id)
+    if svc.moved(item, out):
+        svc.notify_compute(st, svc.compute_ports(item, out))
     return c.show_response(request, RESOURCE, hide(request, ctx, out))
 
 
@@ -103,6 +106,7 @@ async def delete_floatingip(request: Request) -> Response:
         c.check_if_match(request, row.revision_number)
         c.enforce(request, ctx, "delete_floatingip", item)
         await svc.delete(st, s, row)
+    svc.notify_compute(st, svc.compute_ports(item))
     return no_content()
 
 

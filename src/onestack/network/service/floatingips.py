@@ -4,9 +4,13 @@ port behind a router whose gateway is on that network."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
+from collections.abc import Iterable
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +32,11 @@ from onestack.network.service import routers as rsvc
 from onestack.network.service.routers import Caller
 from onestack.network.state import NetworkState
 
+log = logging.getLogger("onestack.network")
+
+# where the compute API takes Nova's server external events (all-in-one prefix)
+COMPUTE_EVENTS = "/compute/v2.1/os-server-external-events"
+COMPUTE_OWNER_PREFIX = "compute:"
 
 def bad_fip(msg: str) -> CloudError:
     return errors.bad_request("BadRequest", f"Bad floatingip request: {msg}.")
@@ -93,6 +102,8 @@ async def list_visible(s: AsyncSession, project_id: str, admin: bool,
             q = q.where(FloatingIP.project_id.in_(filters[key]))
     if "floating_network_id" in filters:
         q = q.where(FloatingIP.floating_network_id.in_(filters["floating_network_id"]))
+    if "port_id" in filters:
+        q = q.where(FloatingIP.fixed_port_id.in_(filters["port_id"]))
     return await render_many(s, list((await s.scalars(q)).all()))
 
 
@@ -287,3 +298,62 @@ async def delete(st: NetworkState, s: AsyncSession, fip: FloatingIP) -> None:
     if port is not None:
         await port_svc.delete_port(st, s, port)
     await common.dataplane_changed(st, s, "floating IP deleted")
+
+
+# -- telling compute (Neutron's nova notifier) ------------------------------------------
+
+
+def compute_ports(*items: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(server id, port id) of the compute-owned ports that rendered floating
+    IPs (``render``) are associated with, without repeats."""
+    out: list[tuple[str, str]] = []
+    for item in items:
+        if not item or not item.get("port_id"):
+            continue
+        details = item.get("port_details") or {}
+        if not str(details.get("device_owner") or "").startswith(COMPUTE_OWNER_PREFIX):
+            continue
+        if not details.get("device_id"):
+            continue
+        pair = (str(details["device_id"]), str(item["port_id"]))
+        if pair not in out:
+            out.append(pair)
+    return out
+
+
+def moved(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    return ((before.get("port_id"), before.get("fixed_ip_address"))
+            != (after.get("port_id"), after.get("fixed_ip_address")))
+
+
+def notify_compute(st: NetworkState, changed: Iterable[tuple[str, str]]) -> None:
+    """Send compute a ``network-changed`` event per (server, port) whose floating
+    IPs changed, as Neutron's nova notifier does, so that it refreshes the
+    server's addresses. Call after the transaction committed; the event is sent
+    in the background: it never fails nor delays the caller, failures are logged,
+    and a cloud without compute (no service user, 404) is skipped quietly."""
+    events = [{"name": "network-changed", "server_uuid": server, "tag": port}
+              for server, port in changed]
+    http, session = st.extras.get("http"), st.extras.get("session")
+    if not events or http is None or session is None:
+        return
+    tasks: set[asyncio.Task[None]] = st.extras.setdefault("notify_tasks", set())
+    task = asyncio.create_task(_send_events(http, session, events),
+                               name="network-changed-events")
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _send_events(http: Any, session: Any, events: list[dict[str, Any]]) -> None:
+    try:
+        r = await http.post(COMPUTE_EVENTS, json={"events": events},
+                            headers=await session.headers(), timeout=30.0)
+    except (CloudError, httpx.HTTPError) as exc:
+        log.warning("could not send %d network-changed events to compute: %s",
+                    len(events), exc)
+        return
+    if r.status_code == 404:  # no compute API here, or servers it does not know
+        log.debug("compute took none of the network-changed events: %s", r.text[:300])
+    elif r.status_code >= 400:
+        log.warning("compute refused network-changed events: %s %s", r.status_code,
+                    r.text[:300])
