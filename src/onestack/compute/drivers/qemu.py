@@ -897,7 +897,12 @@ class QemuDriver(Driver):
                 if child.get("type") != "child<virtio-net-pci>":
                     continue
                 path = f"{container}/{child['name']}"
-                mac = await self._qmp(uuid, "qom-get", {"path": path, "property": "mac"})
+                try:
+                    mac = await self._qmp(uuid, "qom-get", {"path": path, "property": "mac"})
+                except DriverError as exc:
+                    if "not found" in str(exc):  # unplugged between the list and the get
+                        continue
+                    raise
                 out[str(mac).lower()] = path
         return out
 
