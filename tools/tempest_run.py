@@ -368,6 +368,8 @@ def add_compute_options(conf: configparser.ConfigParser, catalog: list[dict[str,
     if conf.has_section("network"):
         conf["compute"]["fixed_network_name"] = ensure_shared_network(catalog, token)
     conf["compute-feature-enabled"] = {k: str(v).lower() for k, v in COMPUTE_FEATURES.items()}
+    # a real guest has a VNC server behind the console proxy; the fake one has none
+    conf["compute-feature-enabled"]["vnc_console"] = str(qemu).lower()
     conf["compute-feature-enabled"]["scheduler_enabled_filters"] = (
         "AvailabilityZoneFilter,ComputeFilter,ComputeCapabilitiesFilter,"
         "ImagePropertiesFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter")

@@ -43,6 +43,23 @@ class Compute:
         (project id, user id, token)."""
         return await self.cloud.new_project_user(role)
 
+    async def demo_reader(self) -> str:
+        """A token of a new user with only the reader role on the demo project
+        (whose member is ``cloud.demo_token``)."""
+        c = self.cloud
+        project = (await c.get("/projects?name=demo")).json()["projects"][0]["id"]
+        name = "rd-" + uuid.uuid4().hex[:8]
+        r = await c.post("/users", {"user": {"name": name, "password": "secret-pass-1",
+                                             "domain_id": "default"}})
+        assert r.status_code == 201, r.text
+        user = r.json()["user"]["id"]
+        role = (await c.get("/roles?name=reader")).json()["roles"][0]["id"]
+        r = await c.put(f"/projects/{project}/users/{user}/roles/{role}")
+        assert r.status_code == 204, r.text
+        r = await c.token(name, "secret-pass-1", project="demo")
+        assert r.status_code == 201, r.text
+        return r.headers["X-Subject-Token"]
+
     async def default_quotas(self, **values: int) -> None:
         """Every project's default quotas (the ``default`` quota class: the compute
         service's registered limits in the identity service)."""

@@ -174,15 +174,23 @@ async def websockify(ws: WebSocket) -> None:
     st: ComputeState = ws.app.state.compute
     token = ws.query_params.get("token") or ws.cookies.get("token") or ""
     offered = ws.scope.get("subprotocols") or []
-    await ws.accept(subprotocol="binary" if "binary" in offered else None)
+    subprotocol = "binary" if "binary" in offered else None
     if not _origin_ok(ws, st):
+        await ws.accept(subprotocol=subprotocol)
         await ws.close(code=1008, reason="Origin header does not match this host.")
         return
     try:
         reader, writer = await svc.open_vnc(st, token)
     except svc.ProxyRefused as exc:
+        if exc.code == 1008:
+            # A bad token is refused before the upgrade, as nova-novncproxy's
+            # websockify does: a bare 403 with no body, and not one websocket frame.
+            await ws.close(code=exc.code)
+            return
+        await ws.accept(subprotocol=subprotocol)
         await ws.close(code=exc.code, reason=str(exc).encode()[:123].decode(errors="ignore"))
         return
+    await ws.accept(subprotocol=subprotocol)
 
     async def to_guest() -> None:
         while True:
