@@ -36,6 +36,7 @@ from onestack.compute.api import (
     server_meta,
     servers,
     versions,
+    volume_attachments,
 )
 from onestack.compute.drivers.fake import FakeDriver
 from onestack.compute.drivers.qemu import QEMU, QemuDriver, http_image_fetcher
@@ -64,7 +65,7 @@ def routes() -> list[BaseRoute]:
             *servers.routes, *server_meta.routes, *hosts.routes, *metadata.routes,
             *server_groups.routes, *quotas.routes, *net_proxies.routes,
             *images.routes, *extras.routes, *aggregates.routes, *consoles.routes,
-            *interfaces.routes, *migrations.routes]
+            *interfaces.routes, *migrations.routes, *volume_attachments.routes]
 
 
 def make_state(runtime: Runtime) -> ComputeState:

@@ -95,6 +95,13 @@ DEFAULTS: dict[str, str] = {
     "os_compute_api:os-attach-interfaces:show": PROJECT_READER_OR_ADMIN,
     "os_compute_api:os-attach-interfaces:create": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-attach-interfaces:delete": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-volumes-attachments:index": PROJECT_READER_OR_ADMIN,
+    "os_compute_api:os-volumes-attachments:show": PROJECT_READER_OR_ADMIN,
+    "os_compute_api:os-volumes-attachments:create": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-volumes-attachments:update": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-volumes-attachments:delete": PROJECT_MEMBER_OR_ADMIN,
+    # Cinder's call when it migrates a volume: the service role, as Nova 2024.1
+    "os_compute_api:os-volumes-attachments:swap": "role:service or rule:context_is_admin",
     "os_compute_api:os-lock-server:lock": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-lock-server:unlock": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-lock-server:unlock:unlock_override": ADMIN,

@@ -67,7 +67,7 @@ def _is_uuid(value: str) -> bool:
         return False
 
 
-def _uuid_field(attachment: dict[str, Any], key: str) -> str | None:
+def uuid_field(attachment: dict[str, Any], key: str) -> str | None:
     if key not in attachment:
         return None
     value = attachment[key]
@@ -107,7 +107,7 @@ def _fixed_ip(attachment: dict[str, Any]) -> str | None:
     return ip
 
 
-def _tag(attachment: dict[str, Any]) -> str | None:
+def device_tag(attachment: dict[str, Any]) -> str | None:
     if "tag" not in attachment:
         return None
     value = attachment["tag"]
@@ -125,9 +125,9 @@ async def parse_attach(request: Request) -> svc.AttachRequest:
     attachment: dict[str, Any] = {}
     if ROOT in body:
         attachment = c.expect_object(body[ROOT], ROOT, keys, path=ROOT)
-    req = svc.AttachRequest(net_id=_uuid_field(attachment, "net_id"),
-                            port_id=_uuid_field(attachment, "port_id"),
-                            fixed_ip=_fixed_ip(attachment), tag=_tag(attachment))
+    req = svc.AttachRequest(net_id=uuid_field(attachment, "net_id"),
+                            port_id=uuid_field(attachment, "port_id"),
+                            fixed_ip=_fixed_ip(attachment), tag=device_tag(attachment))
     if req.net_id and req.port_id:
         raise BadRequest("Must not input both network_id and port_id")
     if req.fixed_ip and not req.net_id:
