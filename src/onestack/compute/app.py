@@ -184,8 +184,7 @@ def start_servers(runtime: Runtime, st: ComputeState) -> None:
                 log.info("started %d guests that ran before the host restarted", resumed)
         await st.tasks.start()
         background.append(asyncio.create_task(take_over_builds(), name="build-takeover"))
-        if getattr(st.driver, "prune_base_images", None) is not None \
-                and st.conf.image_cache_manager_interval >= 0:  # not the fake driver
+        if st.driver.has_image_cache and st.conf.image_cache_manager_interval >= 0:
             background.append(asyncio.create_task(prune_image_cache(),
                                                   name="image-cache-manager"))
         if isinstance(st.driver, QemuDriver):  # KVM or TCG, for `onestack status`

@@ -187,6 +187,23 @@ class Driver(abc.ABC):
         """Write the guest's root disk, as a standalone image in
         ``snapshot_disk_format``, to ``dest``. Raises: GuestNotFound."""
 
+    # -- the base-image cache (a driver with local disks) ----------------------------
+
+    has_image_cache: bool = False
+    """Whether the driver keeps images on this host: the compute service then
+    starts ``cache_image`` as soon as a build is scheduled here, and runs
+    ``prune_base_images`` every ``[compute] image_cache_manager_interval``."""
+
+    async def cache_image(self, image: dict[str, Any]) -> None:
+        """Have ``image`` (a dict from the image API) in the cache, fetching it if
+        it is not there: what ``spawn`` would do first. Raises: DriverError."""
+
+    async def prune_base_images(self, min_age: float = 86400.0,
+                                now: float | None = None) -> list[Path]:
+        """Remove the cached images no guest uses that were last used at least
+        ``min_age`` seconds before ``now``; the files removed."""
+        return []
+
     # -- interfaces (service/interfaces.py) ------------------------------------------
 
     async def attach_interface(self, spec: InstanceSpec, port: dict[str, Any]) -> None:

@@ -190,6 +190,7 @@ class BaseImage(NamedTuple):
 
 class QemuDriver(Driver):
     name = "qemu"
+    has_image_cache = True
 
     def __init__(self, instances_dir: Path | str, *, image_fetcher: ImageFetcher | None = None,
                  accel: Literal["auto", "kvm", "tcg"] = "auto",

@@ -1103,13 +1103,12 @@ async def handle_build(st: ComputeState, handle: TaskHandle) -> dict[str, Any]:
 
 
 def _start_image_fetch(st: ComputeState, inst: Instance) -> asyncio.Future[None] | None:
-    """The driver's fetch of the server's image into its cache (``cache_image``, the
-    qemu driver's), started once the server is scheduled here, so that the download
+    """The driver's fetch of the server's image into its cache (``cache_image``, for
+    a driver with one), started once the server is scheduled here, so that the download
     runs while the build binds its ports and renders its config drive."""
-    cache = getattr(st.driver, "cache_image", None)
-    if cache is None or not inst.image:
+    if not st.driver.has_image_cache or not inst.image:
         return None
-    fetch: asyncio.Future[None] = asyncio.ensure_future(cache(inst.image))
+    fetch: asyncio.Future[None] = asyncio.ensure_future(st.driver.cache_image(inst.image))
     return fetch
 
 
