@@ -146,20 +146,27 @@ def pings(address: str, timeout: float = 60) -> bool:
     return False
 
 
+def routed_network(cloud: Server, tag: str, cidr: str) -> dict[str, Any]:
+    """With the CLI: a network with the subnet ``cidr`` behind a router to `public`
+    (for floating IPs), and ICMP allowed into the default group (which lets nothing
+    in from outside) for the pings; the network."""
+    net = show(cloud, "network", "create", f"net-{tag}")
+    sub = show(cloud, "subnet", "create", "--network", net["id"], "--subnet-range", cidr,
+               f"sub-{tag}")
+    router = show(cloud, "router", "create", f"r-{tag}")
+    cli(cloud, "router", "set", "--external-gateway", "public", router["id"])
+    cli(cloud, "router", "add", "subnet", router["id"], sub["id"])
+    cli(cloud, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress",
+        "default")
+    return net
+
+
 def test_server_life_with_the_cli(cloud: Server, image: testimage.TestImage) -> None:
     tag = uuid.uuid4().hex[:6]
     img = show(cloud, "image", "create", "--file", str(image.disk), "--disk-format", "qcow2",
                "--container-format", "bare", f"testimage-{tag}")
     assert img["status"] == "active"
-    net = show(cloud, "network", "create", f"net-{tag}")
-    sub = show(cloud, "subnet", "create", "--network", net["id"], "--subnet-range",
-               "10.66.0.0/24", f"sub-{tag}")
-    router = show(cloud, "router", "create", f"r-{tag}")
-    cli(cloud, "router", "set", "--external-gateway", "public", router["id"])
-    cli(cloud, "router", "add", "subnet", router["id"], sub["id"])
-    # the default group lets nothing in from outside: allow ICMP for the ping
-    cli(cloud, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress",
-        "default")
+    net = routed_network(cloud, tag, "10.66.0.0/24")
     key = f"k-{tag}"
     assert "PRIVATE KEY" in cli(cloud, "keypair", "create", key)
 

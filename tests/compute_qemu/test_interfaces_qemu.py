@@ -11,9 +11,8 @@ import asyncio
 import itertools
 import json
 import os
-import signal
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,8 @@ from onestack.compute.drivers import qemu, testimage
 from onestack.compute.drivers.base import InstanceSpec
 from onestack.compute.drivers.qemu import QemuDriver
 from onestack.compute.models import Instance
-from onestack.core import config
 from tests.api.compute.conftest import Compute
-from tests.compute_qemu.conftest import qemu_settings
-from tests.conftest import Cloud
+from tests.compute_qemu.test_api_boot import nova, settings, upload  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -108,34 +105,9 @@ async def test_hotplug_and_unplug(make_driver: Callable[..., QemuDriver]) -> Non
 
 # -- through the API ----------------------------------------------------------------------
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str | None, image: testimage.TestImage
-             ) -> config.Settings:
-    return qemu_settings(tmp_path, database_url)
-
-
-@pytest.fixture
-async def nova(cloud: Cloud) -> AsyncIterator[Compute]:
-    c = Compute(cloud)
-    yield c
-    for pidfile in Path(c.state.driver.dir).glob("*/qemu.pid"):  # never leave a guest
-        try:
-            os.kill(int(pidfile.read_text()), signal.SIGKILL)
-        except (ValueError, ProcessLookupError):
-            pass
-
-
-async def test_attach_and_detach_through_the_api(nova: Compute,
+async def test_attach_and_detach_through_the_api(nova: Compute,  # noqa: F811
                                                  image: testimage.TestImage) -> None:
-    h = {"X-Auth-Token": nova.cloud.admin_token}
-    r = await nova.cloud.client.post("/image/v2/images", headers=h, json={
-        "name": "onestack-test", "disk_format": "qcow2", "container_format": "bare",
-        "visibility": "public"})
-    img = r.json()
-    r = await nova.cloud.client.put(
-        f"/image/v2/images/{img['id']}/file", content=image.disk.read_bytes(),
-        headers={**h, "Content-Type": "application/octet-stream"})
-    assert r.status_code == 204, r.text
+    img = await upload(nova, image.disk)
     sid = (await nova.boot(imageRef=img["id"], flavorRef="42"))["server"]["id"]
     await nova.wait(sid, "ACTIVE", timeout=60)
     driver: QemuDriver = nova.state.driver

@@ -34,6 +34,7 @@ from tests.compute_qemu.test_clients_qemu import (  # noqa: F401 (cloud: a fixtu
     cli,
     cloud,
     pings,
+    routed_network,
     show,
     wait_boot,
 )
@@ -132,14 +133,7 @@ def test_ssh_into_a_guest_with_its_key_pair(cloud: Server, image: testimage.Test
     tag = uuid.uuid4().hex[:6]
     img = show(cloud, "image", "create", "--file", str(image.disk), "--disk-format", "qcow2",
                "--container-format", "bare", f"testimage-{tag}")
-    net = show(cloud, "network", "create", f"net-{tag}")
-    sub = show(cloud, "subnet", "create", "--network", net["id"], "--subnet-range",
-               "10.67.0.0/24", f"sub-{tag}")
-    router = show(cloud, "router", "create", f"r-{tag}")
-    cli(cloud, "router", "set", "--external-gateway", "public", router["id"])
-    cli(cloud, "router", "add", "subnet", router["id"], sub["id"])
-    cli(cloud, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress",
-        "default")
+    net = routed_network(cloud, tag, "10.67.0.0/24")
     cli(cloud, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
         "--ingress", "default")
     # as an admin: a 2-vCPU flavor, so that the guest's CPU count says something

@@ -101,6 +101,15 @@ class Compute:
         assert r.status_code == 201, r.text
         return net  # type: ignore[no-any-return]
 
+    async def neutron(self, method: str, path: str, token: str | None = None,
+                      **kw: Any) -> Any:
+        """A networking API call under ``/network/v2.0`` (admin by default); asserts
+        it succeeded; the JSON body, or None."""
+        r = await self.cloud.client.request(method, "/network/v2.0" + path, headers={
+            "X-Auth-Token": token or self.cloud.admin_token}, **kw)
+        assert r.status_code < 300, r.text
+        return r.json() if r.content else None
+
     async def ports(self, **params: str) -> list[dict[str, Any]]:
         r = await self.cloud.client.get("/network/v2.0/ports", params=params,
                                         headers={"X-Auth-Token": self.cloud.admin_token})

@@ -16,20 +16,10 @@ from onestack.compute.drivers.base import DriverError
 from onestack.compute.models import Instance
 from tests.api.compute.conftest import Compute, fault
 
-NET = "/network/v2.0"
-
-
-async def _neutron(nova: Compute, method: str, path: str, token: str | None = None,
-                   **kw: Any) -> Any:
-    r = await nova.cloud.client.request(method, NET + path, headers={
-        "X-Auth-Token": token or nova.cloud.admin_token}, **kw)
-    assert r.status_code < 300, r.text
-    return r.json() if r.content else None
-
 
 async def _port(nova: Compute, token: str, net_id: str, **body: Any) -> dict[str, Any]:
-    made = await _neutron(nova, "POST", "/ports", token,
-                          json={"port": {"network_id": net_id, **body}})
+    made = await nova.neutron("POST", "/ports", token,
+                              json={"port": {"network_id": net_id, **body}})
     return made["port"]  # type: ignore[no-any-return]
 
 

@@ -9,16 +9,6 @@ from typing import Any
 
 from tests.api.compute.conftest import Compute, fault
 
-NET = "/network/v2.0"
-
-
-async def _neutron(nova: Compute, method: str, path: str, token: str | None = None,
-                   **kw: Any) -> Any:
-    r = await nova.cloud.client.request(method, NET + path, headers={
-        "X-Auth-Token": token or nova.cloud.admin_token}, **kw)
-    assert r.status_code < 300, r.text
-    return r.json() if r.content else None
-
 
 async def _group(nova: Compute, token: str, name: str | None = None) -> dict[str, Any]:
     r = await nova.req("POST", "/os-security-groups", token, json={"security_group": {
@@ -38,7 +28,7 @@ async def test_security_group_lifecycle(nova: Compute) -> None:
     assert set(sg) == {"id", "name", "description", "tenant_id", "rules"}
     assert sg["name"] == "web" and sg["description"] == "a group" and sg["rules"] == []
     # Neutron's default egress rules are not Nova rules
-    neutron = (await _neutron(nova, "GET", f"/security-groups/{sg['id']}", demo))
+    neutron = (await nova.neutron("GET", f"/security-groups/{sg['id']}", demo))
     assert neutron["security_group"]["security_group_rules"]
     r = await nova.req("GET", f"/os-security-groups/{sg['id']}", demo)
     assert r.status_code == 200 and r.json()["security_group"] == sg
@@ -243,13 +233,13 @@ async def test_server_security_groups(nova: Compute) -> None:
 async def test_floating_ips(nova: Compute) -> None:
     demo = nova.cloud.demo_token
     srv, net = await _server(nova)
-    [ext] = (await _neutron(nova, "GET", "/networks?router:external=true"))["networks"]
-    subnet = net["subnets"][0] if net["subnets"] else (await _neutron(
-        nova, "GET", f"/subnets?network_id={net['id']}", demo))["subnets"][0]["id"]
-    router = (await _neutron(nova, "POST", "/routers", demo, json={"router": {
+    [ext] = (await nova.neutron("GET", "/networks?router:external=true"))["networks"]
+    subnet = net["subnets"][0] if net["subnets"] else (await nova.neutron(
+        "GET", f"/subnets?network_id={net['id']}", demo))["subnets"][0]["id"]
+    router = (await nova.neutron("POST", "/routers", demo, json={"router": {
         "name": "r", "external_gateway_info": {"network_id": ext["id"]}}}))["router"]
-    await _neutron(nova, "PUT", f"/routers/{router['id']}/add_router_interface", demo,
-                   json={"subnet_id": subnet})
+    await nova.neutron("PUT", f"/routers/{router['id']}/add_router_interface", demo,
+                       json={"subnet_id": subnet})
 
     r = await nova.req("GET", "/os-floating-ip-pools", demo)
     assert {"name": ext["name"]} in r.json()["floating_ip_pools"]
