@@ -42,6 +42,7 @@ from onestack.compute.drivers.fake import FakeDriver
 from onestack.compute.drivers.qemu import QEMU, QemuDriver, http_image_fetcher
 from onestack.compute.models import Task
 from onestack.compute.service import actions as actions_svc
+from onestack.compute.service import build_takeover as takeover_svc
 from onestack.compute.service import external, scheduler, starter_image
 from onestack.compute.service import flavors as flavors_svc
 from onestack.compute.service import hosts as hosts_svc
@@ -196,11 +197,11 @@ def start_servers(runtime: Runtime, st: ComputeState) -> None:
 
     async def take_over_builds() -> None:
         """Every ``report_interval`` seconds, reschedule the builds handed to a host
-        that is down before it started them (``servers.take_over_builds``)."""
+        that is down before it started them (``build_takeover.take_over_builds``)."""
         while True:
             await asyncio.sleep(st.conf.report_interval)
             try:
-                taken = await servers_svc.take_over_builds(st)
+                taken = await takeover_svc.take_over_builds(st)
             except Exception:
                 log.exception("taking over the builds of hosts that are down failed")
             else:

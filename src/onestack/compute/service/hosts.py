@@ -13,7 +13,7 @@ rows; a service is ``up`` when that is at most ``service_down_time`` seconds old
 (Nova's 60) and it is not forced down. A host whose heartbeat stopped is
 ``down``: the scheduler skips it, a server on it is deleted without its guest
 (Nova's local delete), and the builds handed to it that it has not started are
-rescheduled by the other hosts (``servers.take_over_builds``).
+rescheduled by the other hosts (``build_takeover.take_over_builds``).
 """
 
 from __future__ import annotations
