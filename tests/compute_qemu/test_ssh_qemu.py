@@ -136,9 +136,11 @@ def test_ssh_into_a_guest_with_its_key_pair(cloud: Server, image: testimage.Test
     net = routed_network(cloud, tag, "10.67.0.0/24")
     cli(cloud, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
         "--ingress", "default")
-    # as an admin: a 2-vCPU flavor, so that the guest's CPU count says something
+    # as an admin: a 2-vCPU flavor, so that the guest's CPU count says something,
+    # with a 1 GiB ephemeral disk
     flavor = f"f-{tag}"
-    cloud.openstack("flavor", "create", "--vcpus", "2", "--ram", "128", "--disk", "1", flavor)
+    cloud.openstack("flavor", "create", "--vcpus", "2", "--ram", "128", "--disk", "1",
+                    "--ephemeral", "1", flavor)
     # Tempest's default key ([validation] ssh_key_type = ecdsa): a P-384 key made
     # on the client, its public half imported, the private one read by paramiko
     private = ec.generate_private_key(ec.SECP384R1())
@@ -190,7 +192,18 @@ def test_ssh_into_a_guest_with_its_key_pair(cloud: Server, image: testimage.Test
         assert run(client, 'sudo sh -c "id -u"')[:2] == (0, "0\n")
         # the prologue's -e and pipefail: a failing command is a non-zero status
         assert run(client, "false | cat")[0] != 0
-        assert run(client, "lsblk")[0] == 127  # not in busybox: Tempest's disk checks fail
+        # Tempest's disk count: lsblk's TYPE column; the root disk and the ephemeral
+        # one, a FAT file system (as Nova makes it for a guest of no known os_type)
+        status, out, err = run(client, "lsblk -lb --nodeps")
+        assert status == 0, (status, out, err)
+        header, *rows = out.splitlines()
+        at = header.find("TYPE")
+        disks = {row.split()[0]: int(row.split()[3]) for row in rows if row[at:at + 4] == "disk"}
+        # (and the config drive, a read-only virtio disk here, a CD-ROM with Nova)
+        assert {k: v for k, v in disks.items() if k != "vdc"} == {
+            "vda": 1 << 30, "vdb": 1 << 30}, out
+        status, out, err = run(client, "mount -t vfat /dev/vdb /mnt && ls -a /mnt && umount /mnt")
+        assert status == 0, (status, out, err)
     finally:
         client.close()
 

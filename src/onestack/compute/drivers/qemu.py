@@ -3,6 +3,10 @@
 Everything about a guest is in its directory ``<instances_dir>/<uuid>/``::
 
     disk            qcow2 overlay on the cached base image (``_base/<sha of image id>``)
+    disk.eph0       the flavor's ephemeral disk, if it has one: a sparse raw file
+                    with a FAT file system labelled ``ephemeral0`` (as Nova's libvirt
+                    driver makes it for a guest of no known os_type), on a virtio
+                    disk after the root disk
     disk.config     config drive: ISO 9660 labelled ``config-2`` (configdrive.py), on a
                     read-only virtio disk; the files the compute service renders
                     (``InstanceSpec.config_drive_files``), else, with ``config_drive``
@@ -356,6 +360,8 @@ class QemuDriver(Driver):
             if iso is not None:
                 iso.result()  # its error, if any
             await self._make_overlay(gdir, base, spec.root_gb)
+        if spec.ephemeral_gb > 0:
+            await self._make_ephemeral(gdir, spec.ephemeral_gb)
         argv = await self._argv(spec)
         tmp = gdir / "qemu.json.tmp"
         await run_blocking(tmp.write_text, json.dumps(argv))
@@ -565,6 +571,20 @@ class QemuDriver(Driver):
             raise DriverError(f"qemu-img create failed: {err.strip()[-300:]}")
         await run_blocking(os.rename, tmp, gdir / name)
 
+    async def _make_ephemeral(self, gdir: Path, size_gb: int) -> None:
+        """``disk.eph0``: ``size_gb`` GiB, sparse, formatted FAT (``mkfs.fat``)."""
+        tmp = gdir / f"{EPHEMERAL}.tmp"
+
+        def allocate() -> None:
+            with open(tmp, "wb") as f:
+                f.truncate(size_gb << 30)
+
+        await run_blocking(allocate)
+        code, _, err = await run_command("mkfs.fat", "-n", "ephemeral0", str(tmp))
+        if code != 0:
+            raise DriverError(f"mkfs.fat failed for the ephemeral disk: {err.strip()[-300:]}")
+        await run_blocking(os.rename, tmp, gdir / EPHEMERAL)
+
     async def _argv(self, spec: InstanceSpec) -> list[str]:
         gdir = self.guest_dir(spec.uuid)
         accel = await self.accelerator()
@@ -581,6 +601,8 @@ class QemuDriver(Driver):
             "-vnc", f"unix:{self.vnc_path(spec.uuid)}",
             "-drive", f"file={gdir / 'disk'},if=virtio,format=qcow2,cache=writeback",
         ]
+        if (gdir / EPHEMERAL).exists():
+            argv += ["-drive", f"file={gdir / EPHEMERAL},if=virtio,format=raw,cache=writeback"]
         # the config drive _prepare made, as a read-only virtio disk (Nova's libvirt
         # driver uses a CD-ROM; guests find it by its label either way)
         if (gdir / "disk.config").exists():
@@ -1039,4 +1061,5 @@ def _nic_in_argv(argv: list[str], port: dict[str, Any],
 SUSPEND_MARK = "suspended"  # in the guest's directory while it is suspended
 RESCUE_ARGV = "qemu.rescue.json"  # the command line of a rescued guest
 RESIZE_STATE = "resize.json"  # a resize under way or waiting for confirm/revert
+EPHEMERAL = "disk.eph0"  # the flavor's ephemeral disk
 

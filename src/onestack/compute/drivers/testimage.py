@@ -37,8 +37,9 @@ downloaded).
   validation does. Without ``dropbear-bin`` the image is built without SSH
   (``TestImage.ssh`` is false; the build logs a warning). The guest's commands
   are busybox's: ``hostname``, ``free``, ``ip``, ``grep``, ``cat`` and the like,
-  but no ``lsblk``, ``blkid`` or ``curl`` (``wget`` is there); ``sudo`` runs its
-  command (everyone is root), for Tempest's remote client.
+  but no ``blkid`` or ``curl`` (``wget`` is there). For Tempest's remote client,
+  ``sudo`` runs its command (everyone is root) and ``lsblk`` is a script that
+  lists the whole disks from sysfs in util-linux's ``lsblk -lb --nodeps`` layout.
 
 * ``disk.qcow2``: a whole bootable disk, what one uploads to the image service.
   It is a FAT "superfloppy" (no partition table) holding syslinux, the kernel
@@ -72,7 +73,7 @@ from pathlib import Path
 
 LOG = logging.getLogger(__name__)
 
-BUILDER_VERSION = "5"
+BUILDER_VERSION = "6"
 MARKER = "ONESTACK-TEST-IMAGE:"
 BOOTED = f"{MARKER} booted"
 READY = f"{MARKER} ready"
@@ -210,6 +211,20 @@ ETC_FILES = {
 }
 # Tempest's remote client runs some commands with sudo: root needs none
 SUDO = '#!/bin/sh\n[ "$1" = -- ] && shift\nexec "$@"\n'
+# Tempest's remote client counts a guest's disks with `lsblk -lb --nodeps` (a TYPE
+# column, "disk" under its start); busybox has no lsblk: whole devices from sysfs
+LSBLK = r"""#!/bin/sh
+f='%-7s %-7s %2s %14s %2s %-4s %s\n'
+printf "$f" NAME MAJ:MIN RM SIZE RO TYPE MOUNTPOINT
+for d in /sys/block/*; do
+  n=${d##*/}
+  case $n in loop*|ram*|zram*) continue;; esac
+  t=disk
+  case $n in sr*) t=rom;; esac
+  printf "$f" "$n" "$(cat "$d/dev")" "$(cat "$d/removable")" \
+    "$(( $(cat "$d/size") * 512 ))" "$(cat "$d/ro")" "$t" ""
+done
+"""
 
 SYSLINUX_CFG = f"""DEFAULT linux
 PROMPT 0
@@ -436,6 +451,7 @@ def make_initramfs(version: str, busybox: Path, ssh: dict[str, Path] | None = No
     for name, text in ETC_FILES.items():
         cpio.file(name, text.encode())
     cpio.file("usr/bin/sudo", SUDO.encode(), 0o755)
+    cpio.file("usr/bin/lsblk", LSBLK.encode(), 0o755)
     for guest, host in sorted((ssh or {}).items()):
         cpio.file(guest.strip("/"), host.read_bytes(), 0o755)
     cpio.chardev("dev/console", 5, 1)
@@ -492,7 +508,7 @@ def build(cache_dir: Path | str, kernel_version: str | None = None) -> TestImage
     ssh, no_ssh = ssh_files()
     key = hashlib.sha256("\0".join([
         BUILDER_VERSION, version, _file_digest(kernel), _file_digest(busybox), INIT,
-        UDHCPC_SCRIPT, SYSLINUX_CFG, ",".join(MODULES), repr(sorted(ETC_FILES.items())), SUDO,
+        UDHCPC_SCRIPT, SYSLINUX_CFG, ",".join(MODULES), repr(sorted(ETC_FILES.items())), SUDO, LSBLK,
         *(f"{g}={_file_digest(h)}" for g, h in sorted(ssh.items()))]).encode()).hexdigest()[:16]
     final = cache / f"{version}-{key}"
     image = TestImage(version, final)
