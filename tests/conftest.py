@@ -8,6 +8,7 @@ it each test gets SQLite in its own temporary data dir.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -326,6 +327,15 @@ async def cloud(settings: config.Settings) -> AsyncIterator[Cloud]:
     # outlive the test: a test that wants the kernel says so and purges it
     assert settings.network.dataplane in ("fake", "linux"), (
         "a test's settings must choose network.dataplane: fake, or linux and purge it")
+    async with running_cloud(settings) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def running_cloud(settings: config.Settings) -> AsyncIterator[Cloud]:
+    """One life of the whole cloud on the settings' data directory, in process:
+    its schema, its lifespan, a client and the admin's and demo's tokens. A test
+    may run several lives one after the other on the same directory."""
     await seed_schema(settings)
     root = create_app(settings)
     app = RequestIdMiddleware(root, access_log=False)

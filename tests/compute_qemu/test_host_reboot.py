@@ -14,18 +14,14 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from onestack.compute.drivers import testimage
 from onestack.core import config
-from onestack.core.app import RequestIdMiddleware
-from onestack.identity import bootstrap
-from onestack.server import create_app
 from tests.api.compute.conftest import Compute
 from tests.compute_qemu.conftest import qemu_settings
 from tests.compute_qemu.test_api_boot import console, upload
-from tests.conftest import BASE, Cloud, seed_schema
+from tests.conftest import running_cloud
 
 pytestmark = pytest.mark.slow
 M = testimage.MARKER
@@ -40,17 +36,8 @@ def settings(tmp_path: Path, database_url: str | None, image: testimage.TestImag
 @contextlib.asynccontextmanager
 async def running(settings: config.Settings) -> AsyncIterator[Compute]:
     """One life of the cloud on the settings' data dir (as the ``cloud`` fixture)."""
-    await seed_schema(settings)
-    root = create_app(settings)
-    async with root.router.lifespan_context(root):
-        transport = httpx.ASGITransport(app=RequestIdMiddleware(root, access_log=False))
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-            creds = bootstrap.load_or_create_credentials(settings.path("secrets", "passwords"))
-            c = Cloud(client=client, settings=settings, creds=creds, app=root)
-            r = await c.token("admin", creds.admin_password, project="admin")
-            assert r.status_code == 201, r.text
-            c.admin_token = r.headers["X-Subject-Token"]
-            yield Compute(c)
+    async with running_cloud(settings) as c:
+        yield Compute(c)
 
 
 def kill_guests(instances: Path) -> list[int]:
