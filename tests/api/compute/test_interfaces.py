@@ -371,3 +371,46 @@ async def test_driver_failures(nova: Compute, monkeypatch: pytest.MonkeyPatch) -
     assert await _network_info(nova, sid) == [own["id"]]
     (port,) = await nova.ports(id=own["id"])
     assert port["device_id"] == sid
+
+
+async def test_a_port_deleted_in_networking_leaves_the_server(nova: Compute) -> None:
+    """Networking tells compute (``network-vif-deleted``), which takes the interface
+    out of the guest and of the server's addresses, recording no action."""
+    demo = nova.cloud.demo_token
+    net = await nova.network(demo)
+    sid = await _active(nova, demo, networks=[{"uuid": net["id"]}])
+    (boot_port,) = await nova.ports(device_id=sid)
+    own = await _port(nova, demo, net["id"])
+    r = await _attach(nova, sid, {"port_id": own["id"]}, demo)
+    assert r.status_code == 200, r.text
+    await nova.wait(sid, "ACTIVE", token=demo)
+    assert _guest_ports(nova, sid) == [boot_port["id"], own["id"]]
+
+    await nova.neutron("DELETE", f"/ports/{boot_port['id']}", demo)
+
+    async def only_own() -> bool:
+        r = await nova.req("GET", f"/servers/{sid}", demo)
+        addrs = [a["addr"] for a in r.json()["server"]["addresses"].get(net["name"], [])]
+        return addrs == [ip["ip_address"] for ip in own["fixed_ips"]]
+
+    await _until(only_own)
+    assert _guest_ports(nova, sid) == [own["id"]]
+    r = await nova.req("GET", _path(sid), demo)
+    assert [a["port_id"] for a in r.json()["interfaceAttachments"]] == [own["id"]]
+    r = await nova.req("GET", f"/servers/{sid}/os-instance-actions", demo)
+    assert sorted(a["action"] for a in r.json()["instanceActions"]) == [
+        "attach_interface", "create"]
+    # the user's own port, detached through compute, stays; its deletion event finds
+    # nothing to do
+    r = await nova.req("DELETE", _path(sid, own["id"]), demo)
+    assert r.status_code == 202, r.text
+    await _until(lambda: _no_ports(nova, sid, demo))
+    assert (await nova.ports(id=own["id"]))[0]["device_id"] == ""
+    await nova.neutron("DELETE", f"/ports/{own['id']}", demo)
+    srv = await nova.wait(sid, "ACTIVE", token=demo)
+    assert srv["addresses"] == {}
+
+
+async def _no_ports(nova: Compute, sid: str, token: str) -> bool:
+    r = await nova.req("GET", f"/servers/{sid}", token)
+    return not r.json()["server"]["addresses"]

@@ -347,8 +347,10 @@ async def external_events(request: Request) -> Response:
     404 for an unknown one; the answer is 200 when all were taken, 404 when none,
     207 otherwise. ``network-changed`` (Neutron sends it when a floating IP of
     the server's port changes) refreshes the floating IPs in the server's
-    ``network_info``; nothing waits on the other events here (the agent plugs a
-    VM's tap itself), so taking one is acknowledging it."""
+    ``network_info``; ``network-vif-deleted`` (the port was deleted) takes the
+    interface out of the server (``interfaces.vif_deleted``); nothing waits on
+    the other events here (the agent plugs a VM's tap itself), so taking one is
+    acknowledging it."""
     await c.authorize(request, "os_compute_api:os-server-external-events:create")
     raw = await read_json(request)
     outer = c.expect_object(raw, "", ("events",), ("events",))
@@ -391,6 +393,9 @@ async def external_events(request: Request) -> Response:
                       if e["code"] == 200 and e["name"] == "network-changed"})
     for server_uuid in changed:
         await interfaces_svc.refresh_floating_ips(c.state(request), server_uuid)
+    for e in out:
+        if e["code"] == 200 and e["name"] == "network-vif-deleted" and e.get("tag"):
+            await interfaces_svc.vif_deleted(c.state(request), e["server_uuid"], e["tag"])
     codes = {e["code"] for e in out}
     status = 200 if codes == {200} else 404 if 200 not in codes and 422 not in codes else 207
     return JSONResponse({"events": out}, status_code=status)

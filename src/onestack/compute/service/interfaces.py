@@ -331,6 +331,23 @@ async def detach(st: ComputeState, server_id: str, caller: svc.Caller, port_id: 
                                                       "port_id": port_id})
 
 
+async def vif_deleted(st: ComputeState, server_uuid: str, port_id: str) -> bool:
+    """Networking deleted one of the server's ports (``network-vif-deleted``): as
+    Nova does, take the interface out of the guest and of ``network_info``, by
+    the detach task with no instance action. Nothing to do if the port is not
+    attached (compute's own detach deleted it) or the server is being deleted.
+    Whether a detach was submitted."""
+    async with st.db.write() as s:
+        inst = await s.scalar(select(Instance).where(
+            Instance.uuid == server_uuid, Instance.deleted.is_(False)).with_for_update())
+        if inst is None or inst.task_state == svc.DELETING or not any(
+                _port_id(i) == port_id for i in inst.network_info or []):
+            return False
+        await svc.submit_for(st, s, KIND, inst.host, {"op": "detach", "uuid": inst.uuid,
+                                                      "port_id": port_id})
+    return True
+
+
 # -- the task ---------------------------------------------------------------------------
 
 async def _live(st: ComputeState, inst_uuid: str) -> Instance | None:

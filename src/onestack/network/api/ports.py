@@ -24,6 +24,7 @@ from onestack.network.api.subnets import (
     visible_network,
 )
 from onestack.network.models import Network, Port
+from onestack.network.service import floatingips as fip_svc
 from onestack.network.service import ports as svc
 from onestack.network.service import subnets as subnets_svc
 
@@ -364,7 +365,11 @@ async def delete_port(request: Request) -> Response:
         c.check_if_match(request, row.revision_number)
         c.enforce(request, ctx, "delete_port", target(item, net))
         await svc.check_deletable(s, row)
+        server = row.device_id if (row.device_owner or "").startswith(
+            fip_svc.COMPUTE_OWNER_PREFIX) else ""
         await svc.delete_port(st, s, row)
+    if server:  # a server's port: compute takes the interface out
+        fip_svc.notify_compute(st, [(server, port_id)], "network-vif-deleted")
     return no_content()
 
 

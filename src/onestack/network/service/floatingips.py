@@ -326,20 +326,21 @@ def moved(before: dict[str, Any], after: dict[str, Any]) -> bool:
             != (after.get("port_id"), after.get("fixed_ip_address")))
 
 
-def notify_compute(st: NetworkState, changed: Iterable[tuple[str, str]]) -> None:
-    """Send compute a ``network-changed`` event per (server, port) whose floating
-    IPs changed, as Neutron's nova notifier does, so that it refreshes the
-    server's addresses. Call after the transaction committed; the event is sent
-    in the background: it never fails nor delays the caller, failures are logged,
-    and a cloud without compute (no service user, 404) is skipped quietly."""
-    events = [{"name": "network-changed", "server_uuid": server, "tag": port}
-              for server, port in changed]
+def notify_compute(st: NetworkState, changed: Iterable[tuple[str, str]],
+                   event: str = "network-changed") -> None:
+    """Send compute an event per (server, port), as Neutron's nova notifier does:
+    ``network-changed`` when the port's floating IPs changed (compute refreshes
+    the server's addresses), ``network-vif-deleted`` when the port was deleted
+    (compute takes the interface out of the server). Call after the transaction
+    committed; the event is sent in the background: it never fails nor delays
+    the caller, failures are logged, and a cloud without compute (no service
+    user, 404) is skipped quietly."""
+    events = [{"name": event, "server_uuid": server, "tag": port} for server, port in changed]
     http, session = st.extras.get("http"), st.extras.get("session")
     if not events or http is None or session is None:
         return
     tasks: set[asyncio.Task[None]] = st.extras.setdefault("notify_tasks", set())
-    task = asyncio.create_task(_send_events(http, session, events),
-                               name="network-changed-events")
+    task = asyncio.create_task(_send_events(http, session, events), name=f"{event}-events")
     tasks.add(task)
     task.add_done_callback(tasks.discard)
 
@@ -349,11 +350,11 @@ async def _send_events(http: Any, session: Any, events: list[dict[str, Any]]) ->
         r = await http.post(COMPUTE_EVENTS, json={"events": events},
                             headers=await session.headers(), timeout=30.0)
     except (CloudError, httpx.HTTPError) as exc:
-        log.warning("could not send %d network-changed events to compute: %s",
-                    len(events), exc)
+        log.warning("could not send %d %s events to compute: %s",
+                    len(events), events[0]["name"], exc)
         return
     if r.status_code == 404:  # no compute API here, or servers it does not know
-        log.debug("compute took none of the network-changed events: %s", r.text[:300])
+        log.debug("compute took none of the %s events: %s", events[0]["name"], r.text[:300])
     elif r.status_code >= 400:
-        log.warning("compute refused network-changed events: %s %s", r.status_code,
+        log.warning("compute refused %s events: %s %s", events[0]["name"], r.status_code,
                     r.text[:300])
