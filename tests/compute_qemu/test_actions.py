@@ -44,6 +44,8 @@ async def test_suspend_snapshot_resize_confirm(nova: Compute, image: testimage.T
     await act({"suspend": None})
     suspended = await nova.wait(sid, "SUSPENDED", timeout=30)
     assert suspended["OS-EXT-STS:power_state"] == 7
+    # a managed save: QEMU has ended, the guest's memory is in its directory
+    assert driver.pid(sid) is None and (driver.guest_dir(sid) / "memory.save").exists()
     await act({"resume": None})
     assert (await nova.wait(sid, "ACTIVE", timeout=30))["OS-EXT-STS:power_state"] == 1
 

@@ -16,6 +16,7 @@ from onestack.compute.drivers.base import (
     PAUSED,
     RUNNING,
     SHUTDOWN,
+    SUSPENDED,
     DriverError,
     GuestNotFound,
     InstanceSpec,
@@ -152,6 +153,58 @@ async def test_power_off_on_and_reboot(make_driver: Callable[..., QemuDriver]) -
 
     await driver.destroy(s.uuid)
     assert not alive(new_pid)
+
+
+@pytest.mark.slow
+async def test_suspend_saves_the_memory_and_resume_goes_on(
+        make_driver: Callable[..., QemuDriver]) -> None:
+    """Suspend is a managed save: QEMU ends, the guest's memory is in a file, a new
+    driver (a restarted host) still finds the guest suspended, and resume carries
+    on where the guest was, with no new boot. A reboot of a suspended guest is a
+    fresh boot, and drops the saved memory."""
+    driver = make_driver()
+    s = spec("3c1d9a6e-5b2f-4e7a-8c0d-1f2e3a4b5c6d")
+    await driver.spawn(s)
+    await wait(driver, s.uuid, testimage.READY)
+    pid = driver.pid(s.uuid)
+    assert pid is not None
+    gdir = driver.guest_dir(s.uuid)
+
+    started = time.monotonic()
+    await driver.suspend(s.uuid)
+    print(f"suspend: {time.monotonic() - started:.1f} s")
+    assert not alive(pid) and driver.pid(s.uuid) is None
+    saved = gdir / qemu.MEMORY_SAVE
+    assert saved.stat().st_size > 1 << 20 and not (gdir / f"{qemu.MEMORY_SAVE}.tmp").exists()
+    assert (await driver.get_info(s.uuid)).power_state == SUSPENDED
+    again = make_driver()  # what a restarted host finds
+    assert (await again.get_info(s.uuid)).power_state == SUSPENDED
+    await again.suspend(s.uuid)  # done already
+    assert again.pid(s.uuid) is None and saved.exists()
+
+    offset = console_size(driver, s.uuid)
+    started = time.monotonic()
+    await again.resume(s.uuid)
+    print(f"resume: {time.monotonic() - started:.1f} s")
+    assert again.pid(s.uuid) is not None and not saved.exists()
+    assert (await again.get_info(s.uuid)).power_state == RUNNING
+    await again.resume(s.uuid)  # running already: nothing to do
+    # the guest goes on from where it was: its acpid takes the power button, and
+    # it never booted again
+    await again.power_off(s.uuid)
+    log = driver.console_path(s.uuid).read_bytes()[offset:]
+    assert f"{M} poweroff".encode() in log and f"{M} booted".encode() not in log, log
+
+    # a suspended guest that is rebooted boots afresh, its saved memory dropped
+    await again.power_on(s.uuid)
+    await wait(driver, s.uuid, f"{M} dhcp", offset)
+    await again.suspend(s.uuid)
+    assert saved.exists()
+    offset = console_size(driver, s.uuid)
+    await again.reboot(s.uuid, hard=True)
+    await wait(driver, s.uuid, f"{M} booted", offset)
+    assert not saved.exists() and not (gdir / qemu.SUSPEND_MARK).exists()
+    await again.destroy(s.uuid)
 
 
 @pytest.mark.slow

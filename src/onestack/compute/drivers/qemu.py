@@ -12,6 +12,8 @@ Everything about a guest is in its directory ``<instances_dir>/<uuid>/``::
                     (``InstanceSpec.config_drive_files``), else, with ``config_drive``
                     on, meta_data.json and user_data from the spec alone
     qemu.json       the QEMU command line, so power-on and adoption need no spec
+    memory.save     a suspended guest's RAM and device state (``suspend``: QMP
+                    ``migrate`` into it; ``resume``: ``-incoming`` from it)
     qemu.pid        QEMU's pidfile
     qemu.stderr     what QEMU printed at its last start (until it daemonised)
     qmp.sock        its QMP socket (``qemu.qmp`` speaks to it; elsewhere if the
@@ -51,6 +53,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import tempfile
@@ -367,10 +370,12 @@ class QemuDriver(Driver):
         await run_blocking(tmp.write_text, json.dumps(argv))
         await run_blocking(os.rename, tmp, gdir / "qemu.json")
 
-    async def _launch(self, uuid: str, argv_file: str = "qemu.json") -> None:
-        """Start QEMU from the saved command line and wait for its QMP socket."""
+    async def _launch(self, uuid: str, argv_file: str = "qemu.json",
+                      extra: list[str] | None = None) -> None:
+        """Start QEMU from the saved command line (and ``extra`` arguments) and wait
+        for its QMP socket."""
         gdir = self.guest_dir(uuid)
-        argv = json.loads((gdir / argv_file).read_text())
+        argv = json.loads((gdir / argv_file).read_text()) + list(extra or [])
         with contextlib.suppress(FileNotFoundError):
             self.qmp_path(uuid).unlink()
         # wait for the -daemonize parent's exit, not for EOF on its output: under
@@ -659,8 +664,7 @@ class QemuDriver(Driver):
     async def power_on(self, uuid: str) -> None:
         async with self._lock(uuid):
             self._require(uuid)
-            with contextlib.suppress(FileNotFoundError):
-                (self.guest_dir(uuid) / SUSPEND_MARK).unlink()
+            await self._forget_save(self.guest_dir(uuid))  # a fresh boot, as libvirt's
             pid = self.pid(uuid)
             if pid is None:
                 await self._launch(uuid)
@@ -672,7 +676,8 @@ class QemuDriver(Driver):
         it ignores that) and start it again."""
         async with self._lock(uuid):
             self._require(uuid)
-            if self.pid(uuid) is None:
+            if self.pid(uuid) is None:  # off, or suspended: a fresh boot
+                await self._forget_save(self.guest_dir(uuid))
                 await self._launch(uuid)
                 return
             if hard:
@@ -707,6 +712,8 @@ class QemuDriver(Driver):
         async with self._lock(uuid):
             self._require(uuid)
             if self.pid(uuid) is None:
+                if (self.guest_dir(uuid) / MEMORY_SAVE).exists():
+                    return GuestInfo(SUSPENDED)
                 return GuestInfo(SHUTDOWN)
             try:
                 status = (await self._qmp(uuid, "query-status"))["status"]
@@ -741,24 +748,101 @@ class QemuDriver(Driver):
 
     # -- suspend, rescue, resize, snapshot --------------------------------------------
 
-    async def suspend(self, uuid: str) -> None:
-        """QMP ``stop``, marked ``suspended`` in the guest's directory: the guest
-        stays in QEMU's memory (its RAM is not saved to disk, unlike libvirt's
-        managed save), so a suspended guest does not survive a host reboot."""
-        async with self._lock(uuid):
-            self._require_running(uuid)
-            await run_blocking((self.guest_dir(uuid) / SUSPEND_MARK).touch)
-            await self._qmp(uuid, "stop")
+    save_timeout = 120.0  # how long saving a guest's memory (or loading it) may take
 
-    async def resume(self, uuid: str) -> None:
+    async def suspend(self, uuid: str) -> None:
+        """libvirt's managed save: stop the guest, write its RAM and device state to
+        ``memory.save`` (QMP ``migrate`` into a file, fsynced, renamed in place when
+        complete) and end QEMU; marked ``suspended`` in the guest's directory.
+        ``resume`` starts QEMU from that file, so a suspended guest survives a
+        restart of the host. Done already if the file is there and QEMU is gone.
+        Raises: GuestNotFound, DriverError (the guest runs on, unsuspended)."""
         async with self._lock(uuid):
             self._require(uuid)
-            if self.pid(uuid) is None:  # the host restarted meanwhile: boot it again
-                await self._launch(uuid)
-            else:
-                await self._qmp(uuid, "cont")
+            gdir = self.guest_dir(uuid)
+            saved, tmp = gdir / MEMORY_SAVE, gdir / f"{MEMORY_SAVE}.tmp"
+            if self.pid(uuid) is None and saved.exists():
+                await run_blocking((gdir / SUSPEND_MARK).touch)
+                return
+            self._require_running(uuid)
+            await run_blocking((gdir / SUSPEND_MARK).touch)
+            await self._qmp(uuid, "stop")
             with contextlib.suppress(FileNotFoundError):
-                (self.guest_dir(uuid) / SUSPEND_MARK).unlink()
+                await run_blocking(tmp.unlink)
+            # QEMU 7.2 has no file: URI; the shell renames the file once dd has
+            # written and synced all of it
+            writer = (f"dd of={shlex.quote(str(tmp))} bs=1M conv=fsync status=none && "
+                      f"mv {shlex.quote(str(tmp))} {shlex.quote(str(saved))}")
+            try:
+                await self._qmp(uuid, "migrate", {"uri": f"exec:{writer}"})
+                deadline = time.monotonic() + self.save_timeout
+                while True:
+                    info = await self._qmp(uuid, "query-migrate")
+                    status = info.get("status")
+                    if status == "completed" and saved.exists():
+                        break
+                    if status in ("failed", "cancelled"):
+                        raise DriverError(f"saving the memory of {uuid} failed: "
+                                          f"{info.get('error-desc', status)}")
+                    if time.monotonic() > deadline:
+                        with contextlib.suppress(DriverError):
+                            await self._qmp(uuid, "migrate_cancel")
+                        raise DriverError(f"saving the memory of {uuid} took more than "
+                                          f"{self.save_timeout:.0f}s")
+                    await asyncio.sleep(0.1)
+            except DriverError:
+                with contextlib.suppress(DriverError):
+                    await self._qmp(uuid, "cont")
+                for path in (gdir / SUSPEND_MARK, tmp, saved):
+                    with contextlib.suppress(FileNotFoundError):
+                        await run_blocking(path.unlink)
+                raise
+            await self._kill(uuid)
+
+    async def resume(self, uuid: str) -> None:
+        """Start QEMU from ``memory.save`` (``-incoming``), where the guest left
+        off, and drop the file; a guest suspended in QEMU's memory (before the
+        file existed) just continues."""
+        async with self._lock(uuid):
+            self._require(uuid)
+            gdir = self.guest_dir(uuid)
+            saved = gdir / MEMORY_SAVE
+            if self.pid(uuid) is None:
+                if saved.exists():
+                    await self._launch(uuid, extra=[
+                        "-incoming", f"exec:cat {shlex.quote(str(saved))}"])
+                    await self._wait_restored(uuid)
+                else:  # no state to go back to: boot it again
+                    await self._launch(uuid)
+            elif (await self._qmp(uuid, "query-status"))["status"] != "running":
+                await self._qmp(uuid, "cont")
+            await self._forget_save(gdir)
+
+    async def _wait_restored(self, uuid: str) -> None:
+        """Wait for the incoming state to be loaded, then run the guest (it was
+        stopped when saved, and stays paused after the load)."""
+        deadline = time.monotonic() + self.save_timeout
+        while True:
+            status = (await self._qmp(uuid, "query-status"))["status"]
+            if status != "inmigrate":
+                break
+            if time.monotonic() > deadline:
+                raise DriverError(f"restoring the memory of {uuid} took more than "
+                                  f"{self.save_timeout:.0f}s")
+            await asyncio.sleep(0.1)
+        info = await self._qmp(uuid, "query-migrate")
+        if info.get("status") == "failed":
+            await self._kill(uuid)
+            raise DriverError(f"restoring the memory of {uuid} failed: "
+                              f"{info.get('error-desc', 'failed')}")
+        if status != "running":
+            await self._qmp(uuid, "cont")
+
+    async def _forget_save(self, gdir: Path) -> None:
+        """The guest no longer is suspended: its mark and saved memory go."""
+        for name in (SUSPEND_MARK, MEMORY_SAVE, f"{MEMORY_SAVE}.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                await run_blocking((gdir / name).unlink)
 
     def _runs(self, uuid: str, argv_file: str) -> bool:
         """The guest's QEMU runs from ``argv_file``'s command line (its first disk)."""
@@ -1059,6 +1143,7 @@ def _nic_in_argv(argv: list[str], port: dict[str, Any],
 
 
 SUSPEND_MARK = "suspended"  # in the guest's directory while it is suspended
+MEMORY_SAVE = "memory.save"  # a suspended guest's RAM and device state
 RESCUE_ARGV = "qemu.rescue.json"  # the command line of a rescued guest
 RESIZE_STATE = "resize.json"  # a resize under way or waiting for confirm/revert
 EPHEMERAL = "disk.eph0"  # the flavor's ephemeral disk
