@@ -246,8 +246,11 @@ async def test_the_replicator_loop_repairs_in_the_background(cluster: Cluster) -
     shutil.rmtree(cluster.manager(lost).objects)
     task = asyncio.create_task(Replicator(cluster.ring, cluster.backend).run(interval=0.01))
     try:
-        # until the replica is back whole (30 s: a loaded CI machine took over 5)
-        for _ in range(3000):
+        # until the replica is back whole: milliseconds here, but each copy fsyncs,
+        # and an fsync waits for the disk's backlog (a loaded CI machine took over
+        # 5 s; one run beside a large package install, more than 30 s)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             if cluster.versions(lost, "o") and replica_bytes(cluster) == [b"data"] * 3:
                 break
             await asyncio.sleep(0.01)
