@@ -262,6 +262,7 @@ def check_description(value: Any, field: str = "description",
 
 
 _DIGITS = re.compile(r"^[0-9]+$")
+_DIGITS_OR_EMPTY = re.compile(r"^[0-9]*$")
 METADATA_KEY = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
 
 
@@ -356,6 +357,21 @@ def query_one(request: Request, name: str) -> str | None:
     """The first value of a query parameter (Nova reads the first of several)."""
     values = request.query_params.getlist(name)
     return values[0] if values else None
+
+
+def non_negative_query(request: Request, name: str) -> int | None:
+    """A query parameter Nova's schema types as a non-negative integer (digits,
+    ``""`` meaning 0); None when absent.
+
+    Raises:
+        BadRequest: anything but digits.
+    """
+    raw = query_one(request, name)
+    if raw is None:
+        return None
+    if not _DIGITS_OR_EMPTY.match(raw):
+        raise errors.invalid_query(name, raw, f"{raw!r} does not match '^[0-9]*$'")
+    return int(raw) if raw else 0
 
 
 def limit_and_marker(request: Request) -> tuple[int, str | None]:

@@ -5,7 +5,6 @@ and ``user_id``; 2.15 allows the soft policies."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -19,9 +18,6 @@ from onestack.core.errors import BadRequest
 from onestack.core.http import JSONResponse, read_json
 
 POLICY = "os_compute_api:os-server-groups:"
-_DIGITS = re.compile(r"^[0-9]*$")
-
-
 def render(request: Request, view: svc.GroupView) -> dict[str, Any]:
     g = view.group
     out: dict[str, Any] = {"id": g.uuid, "name": g.name}
@@ -38,20 +34,11 @@ def render(request: Request, view: svc.GroupView) -> dict[str, Any]:
     return out
 
 
-def _non_negative(request: Request, name: str) -> int | None:
-    raw = c.query_one(request, name)
-    if raw is None:
-        return None
-    if not _DIGITS.match(raw):
-        raise errors.invalid_query(name, raw, f"{raw!r} does not match '^[0-9]*$'")
-    return int(raw) if raw else 0
-
-
 async def index(request: Request) -> Response:
     ctx = await c.context(request)
     c.enforce(request, ctx, POLICY + "index")
     c.check_query(request, ("all_projects", "limit", "offset"))
-    limit, offset = _non_negative(request, "limit"), _non_negative(request, "offset")
+    limit, offset = c.non_negative_query(request, "limit"), c.non_negative_query(request, "offset")
     project: str | None = ctx.project_id or ""
     # as Nova: all_projects is quietly ignored for non-admins
     if "all_projects" in request.query_params and c.is_admin(request, ctx):

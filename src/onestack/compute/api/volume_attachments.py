@@ -29,19 +29,12 @@ ROOT = "volumeAttachment"
 # nova/block_device.py's match_device, as Nova's schema has it
 DEVICE = "(^/dev/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$"
 _DEVICE = re.compile(DEVICE)
-_DIGITS = re.compile(r"^[0-9]*$")
-
-
-def _non_negative(request: Request, name: str) -> None:
-    raw = c.query_one(request, name)
-    if raw is not None and not _DIGITS.match(raw):
-        raise errors.invalid_query(name, raw, f"{raw!r} does not match '^[0-9]*$'")
 
 
 async def index(request: Request) -> Response:
     c.check_query(request, ("limit", "offset"))
     for name in ("limit", "offset"):
-        _non_negative(request, name)
+        c.non_negative_query(request, name)
     _ctx, inst = await c.authorized_server(request, POLICY + "index")
     return JSONResponse({"volumeAttachments": svc.attachments(inst)})
 
@@ -99,17 +92,16 @@ async def update(request: Request) -> Response:
     keys = ["volumeId"]
     if c.supports(request, "2.85"):
         keys += ["device", "tag", "delete_on_termination", "serverId", "id"]
-    await c.context(request)
+    ctx = await c.context(request)
     attachment = await _attachment(request, keys)
     if c.supports(request, "2.85"):
         uuid_field(attachment, "serverId")
         uuid_field(attachment, "id")
     volume_id = request.path_params["volume_id"]
     if c.supports(request, "2.85") and attachment["volumeId"] == volume_id:
-        await c.authorized_server(request, POLICY + "update")
+        await c.authorized_server(request, POLICY + "update", ctx)
         raise svc.no_mapping(volume_id)  # no volume is attached to update
     # a swap is Cinder's call: checked against no project, as Nova does
-    ctx = await c.context(request)
     await servers_svc.get(c.state(request), request.path_params["server_id"])
     c.enforce(request, ctx, POLICY + "swap", {})
     await svc.find_volume(volume_id)  # the volume being swapped out
