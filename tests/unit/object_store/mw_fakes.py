@@ -31,7 +31,8 @@ class Listings:
     async def account_info(self, account: str, *, stats: bool = True) -> Info:
         return self.accounts.get(account, Info(exists=False))
 
-    async def container_info(self, account: str, container: str) -> Info | None:
+    async def container_info(self, account: str, container: str, *,
+                             counts: bool = True) -> Info | None:
         return self.containers.get((account, container))
 
 

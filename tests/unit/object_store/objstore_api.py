@@ -55,7 +55,8 @@ class MemoryListings:
         self.containers[account, name] = info
         return info
 
-    async def container_info(self, account: str, container: str) -> ContainerInfo | None:
+    async def container_info(self, account: str, container: str, *,
+                             counts: bool = True) -> ContainerInfo | None:
         return self.containers.get((account, container))
 
     def _merge(self, key: tuple[str, str, str], row: Row) -> None:

@@ -480,6 +480,44 @@ async def test_a_read_during_a_group_commit_is_not_cached(
     assert info is not None and (info.object_count, info.bytes_used) == (2, 7)
 
 
+async def test_metadata_of_a_read_during_a_group_commit_stays_cached(
+    ls: Listings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metadata of a container read while updates commit is right whatever the
+    commit: callers that use only it (``counts=False``, every object request) are
+    served from the cache, while the counters are read again."""
+    await ls.put_container("AUTH_a", "c", timestamp=ts(0),
+                           metadata={"X-Container-Read": ".r:*"})
+    real_write, real_read = ls._write, ls.db.read
+    reads = 0
+
+    def counted() -> object:
+        nonlocal reads
+        reads += 1
+        return real_read()
+
+    async def write_then_read(fn: object) -> object:
+        result = await real_write(fn)  # type: ignore[arg-type]
+        await ls.load_container("AUTH_a", "c")  # committed, not yet settled
+        return result
+
+    monkeypatch.setattr(ls, "_write", write_then_read)
+    await put(ls, "during", 1, size=4)
+    monkeypatch.setattr(ls.db, "read", counted)
+    for _ in range(3):
+        info = await ls.container_info("AUTH_a", "c", counts=False)
+        assert info is not None and info.read_acl == ".r:*"
+    assert reads == 0
+    info = await ls.container_info("AUTH_a", "c")
+    assert info is not None and (info.object_count, info.bytes_used) == (1, 4)
+    assert reads == 1
+    monkeypatch.setattr(ls, "_write", real_write)
+    await put(ls, "after", 2, size=5)  # read before this commit: its counters follow
+    info = await ls.container_info("AUTH_a", "c")
+    assert info is not None and (info.object_count, info.bytes_used) == (2, 9)
+    assert reads == 1
+
+
 async def test_account_metadata_cache(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """``account_info(stats=False)`` (asked by every upload) is cached like a
     container's info; this process's own account writes drop it."""

@@ -106,7 +106,7 @@ async def _container_info(
 ) -> None:
     """The container's info (also in the environ, for auth's owner checks and for
     middlewares); auth sees its ACL first, so 401/403 come before a 404."""
-    info = await st.listings.container_info(account, container)
+    info = await st.listings.container_info(account, container, counts=False)
     req.environ[CONTAINER_INFO] = info
     if info is None:
         await authorize(req, None)

@@ -32,6 +32,10 @@ def quota(meta: dict[str, str], name: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _has_quota(meta: dict[str, str]) -> bool:
+    return quota(meta, "quota-bytes") is not None or quota(meta, "quota-count") is not None
+
+
 def exceeded(body: str = EXCEEDED) -> HTTPError:
     return HTTPError(error(413, body))
 
@@ -88,9 +92,12 @@ def middleware(app: Handler, st: ObjectStoreState) -> Handler:
             return await app(req)
         if req.method != "PUT":
             return await app(req)
-        info = await st.listings.container_info(account, container)
+        info = await st.listings.container_info(account, container, counts=False)
+        if info is None or not _has_quota(info.meta):
+            return await app(req)  # (the proxy answers 404)
+        info = await st.listings.container_info(account, container)  # with exact counters
         if info is None:
-            return await app(req)  # the proxy answers 404
+            return await app(req)
         meta = info.meta
         max_bytes, max_count = quota(meta, "quota-bytes"), quota(meta, "quota-count")
         if max_bytes is not None and max_bytes < info.bytes_used + (length or 0):

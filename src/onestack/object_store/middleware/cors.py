@@ -96,7 +96,7 @@ class Cors:
         return resp
 
     async def rules(self, account: str, container: str) -> CorsRules:
-        info = await self.st.listings.container_info(account, container)
+        info = await self.st.listings.container_info(account, container, counts=False)
         if info is None:
             return CorsRules()
         meta = info.meta

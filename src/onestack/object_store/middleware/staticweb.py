@@ -82,7 +82,8 @@ class Site:
         return f"/{self.version}/{self.account}/{self.container}"
 
     async def load(self) -> None:
-        info = await self.st.listings.container_info(self.account, self.container)
+        info = await self.st.listings.container_info(self.account, self.container,
+                                                    counts=False)
         if info is None:
             return
         meta = info.meta

@@ -118,7 +118,8 @@ async def temp_url_keys(st: ObjectStoreState, account: str,
         out += [(k, ACCOUNT_SCOPE) for k in keys]
     if container:
         try:
-            container_info = await st.listings.container_info(account, container)
+            container_info = await st.listings.container_info(account, container,
+                                                                 counts=False)
         except CloudError:
             container_info = None
         if container_info is not None:

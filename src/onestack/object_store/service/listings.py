@@ -51,6 +51,9 @@ T = TypeVar("T")
 STORAGE_POLICY = "Policy-0"
 CACHE_TTL = 3.0  # seconds a container's info may be reused by this process
 CACHE_SIZE = 10_000
+# the tag of a cached container whose metadata holds but whose counters may miss a
+# group commit its read overlapped (see load_container)
+UNCOUNTED = -1
 WRITE_ATTEMPTS = 8
 MAX_GROUP = 256  # object updates committed in one transaction at most
 # With a delimiter, names are read a page at a time (a subdir ends the page);
@@ -89,11 +92,11 @@ class AccountInfo:
     exists: bool
     deleted: bool = False
 
-    @property
+    @functools.cached_property
     def meta(self) -> dict[str, str]:
         return _strip(self.metadata, "x-account-meta-")
 
-    @property
+    @functools.cached_property
     def sysmeta(self) -> dict[str, str]:
         return _strip(self.metadata, "x-account-sysmeta-")
 
@@ -119,11 +122,11 @@ class ContainerInfo:
     def write_acl(self) -> str | None:
         return self.metadata.get("X-Container-Write")
 
-    @property
+    @functools.cached_property
     def sysmeta(self) -> dict[str, str]:
         return _strip(self.metadata, "x-container-sysmeta-")
 
-    @property
+    @functools.cached_property
     def meta(self) -> dict[str, str]:
         return _strip(self.metadata, "x-container-meta-")
 
@@ -355,9 +358,9 @@ class Listings:
         self.db = db
         self.settings = settings
         self.limits = settings.object_store
-        # (account, container) -> (expiry, info, the group commit it may have overlapped
-        # or 0): this process's own object updates are added to the counters as they
-        # commit, so a busy container is not read again for every object PUT
+        # (account, container) -> (expiry, info, the group commit it may have overlapped,
+        # 0, or UNCOUNTED): this process's own object updates are added to the counters
+        # as they commit, so a busy container is not read again for every object PUT
         self._cache: dict[tuple[str, str], tuple[float, ContainerInfo, int]] = {}
         self._accounts: dict[str, tuple[float, AccountInfo]] = {}  # without counters
         # bumped by every local write, so that a read that started before a write
@@ -557,11 +560,18 @@ class Listings:
 
     # -- containers -------------------------------------------------------------------
 
-    async def container_info(self, account: str, container: str) -> ContainerInfo | None:
+    async def container_info(self, account: str, container: str, *,
+                             counts: bool = True) -> ContainerInfo | None:
         """The container, from this process's cache when read in the last
-        ``CACHE_TTL`` seconds (every object request asks); ``None`` if missing."""
+        ``CACHE_TTL`` seconds (every object request asks); ``None`` if missing.
+
+        With ``counts=False`` the caller uses only its existence and metadata
+        (ACLs, sysmeta): then a cached read whose counters may miss a concurrent
+        group commit still serves, so that a container under a stream of PUTs is
+        not read from the database by every one of them."""
         hit = self._cache.get((account, container))
-        if hit is not None and hit[0] > time.monotonic():
+        if (hit is not None and hit[0] > time.monotonic()
+                and (not counts or hit[2] != UNCOUNTED)):
             return hit[1]
         return await self.load_container(account, container)
 
@@ -581,13 +591,14 @@ class Listings:
             put_timestamp=Timestamp.parse(row.put_timestamp),
         )
         # A read that overlapped a group commit may or may not include its changes: it is
-        # tagged with the group (which drops it when it settles), or not cached at all
-        # when that group has settled already.
+        # tagged with the group (whose settling leaves its counters unknown), or as
+        # UNCOUNTED when that group has settled already. Its metadata holds either way:
+        # group commits change only counters and rows of objects.
         overlapped = committing or self._group != group
-        if generation == self._generation and (self._committing or not overlapped):
+        if generation == self._generation:
             if len(self._cache) >= CACHE_SIZE:
                 self._prune()
-            tag = self._group if overlapped else 0
+            tag = 0 if not overlapped else self._group if self._committing else UNCOUNTED
             self._cache[key] = (time.monotonic() + CACHE_TTL, info, tag)
         return info
 
@@ -764,8 +775,10 @@ class Listings:
             if hit is None:
                 continue
             until, info, tag = hit
+            if tag == UNCOUNTED:
+                continue
             if tag == self._group:  # read during this transaction: it may hold the changes
-                del self._cache[key]
+                self._cache[key] = (until, info, UNCOUNTED)
             else:  # read before it began: add what it changed
                 self._cache[key] = (until, dataclasses.replace(
                     info, object_count=info.object_count + d_count,

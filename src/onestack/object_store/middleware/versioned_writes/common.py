@@ -31,7 +31,7 @@ class ContainerState:
 
 async def container_state(st: ObjectStoreState, account: str, container: str) -> ContainerState:
     """The container's info straight from the listings (no sub-request)."""
-    info = await st.listings.container_info(account, container)
+    info = await st.listings.container_info(account, container, counts=False)
     if info is None:
         return ContainerState(False)
     sync_to = next((v for k, v in info.metadata.items() if k.lower() == "x-container-sync-to"),
