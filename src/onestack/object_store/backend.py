@@ -68,6 +68,14 @@ class ReplicaWriter(abc.ABC):
             DeviceUnavailable: the device failed.
         """
 
+    async def write_and_commit(
+        self, block: bytes, metadata: Mapping[str, str], timestamp: Timestamp
+    ) -> None:
+        """``write`` the last ``block`` (if any) and ``commit``."""
+        if block:
+            await self.write(block)
+        await self.commit(metadata, timestamp)
+
     @abc.abstractmethod
     async def abort(self) -> None:
         """Remove whatever this writer put on the device, committed or not; never raises."""
@@ -264,6 +272,12 @@ class _LocalWriter(ReplicaWriter):
     async def commit(self, metadata: Mapping[str, str], timestamp: Timestamp) -> None:
         await run_blocking(_mapped, self.device.device, self._writer.commit, metadata, timestamp)
 
+    async def write_and_commit(
+        self, block: bytes, metadata: Mapping[str, str], timestamp: Timestamp
+    ) -> None:
+        await run_blocking(_mapped, self.device.device, _write_and_commit, self._writer, block,
+                           metadata, timestamp)
+
     async def abort(self) -> None:
         # shielded: a second cancellation must not stop the clean-up half-way
         try:
@@ -345,6 +359,13 @@ def _open(
     except BaseException:
         reader.close()
         raise
+
+
+def _write_and_commit(writer: DiskFileWriter, block: bytes, metadata: Mapping[str, str],
+                      timestamp: Timestamp) -> None:
+    if block:
+        writer.write(block)
+    writer.commit(metadata, timestamp)
 
 
 def _read(reader: DiskFileReader, offset: int, size: int, md5: Any) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Mapping
@@ -69,8 +70,12 @@ def conditional_etag(req: Request, headers: Mapping[str, str] | Headers) -> str 
 
 def http_date(seconds: float) -> str:
     """An HTTP date (``Last-Modified``) for a Unix time; Swift rounds up to the second."""
-    return formatdate(float(int(seconds) if seconds == int(seconds) else int(seconds) + 1),
-                      usegmt=True)
+    return _http_date(int(seconds) if seconds == int(seconds) else int(seconds) + 1)
+
+
+@functools.lru_cache(maxsize=4096)  # every GET and HEAD formats one
+def _http_date(seconds: int) -> str:
+    return formatdate(float(seconds), usegmt=True)
 
 
 def new_trans_id() -> str:
