@@ -132,16 +132,22 @@ def read_trailer(fd: int, file_size: int) -> tuple[dict[str, str], int]:
     return metadata, data_len
 
 
-def _makedirs_durable(path: Path) -> None:
-    """``mkdir -p`` that fsyncs the parent of every directory it creates."""
+def _makedirs_durable(path: Path) -> bool:
+    """``mkdir -p`` that fsyncs the parent of every directory it creates; whether
+    ``path`` itself was made here."""
     missing = []
     while not path.is_dir():
         missing.append(path)
         path = path.parent
+    made = False
     for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
+        try:
             directory.mkdir()
+            made = True
+        except FileExistsError:
+            made = False
         fsync_dir(directory.parent)
+    return made
 
 
 class DiskFileManager:
@@ -368,8 +374,13 @@ class DiskFileWriter:
                 return
             self.manager.check()
             try:
-                self.manager.tmp.mkdir(exist_ok=True)
-                self._fd, self._temp = tempfile.mkstemp(suffix=TMP_SUFFIX, dir=self.manager.tmp)
+                try:
+                    self._fd, self._temp = tempfile.mkstemp(suffix=TMP_SUFFIX,
+                                                            dir=self.manager.tmp)
+                except FileNotFoundError:  # the first write to the device
+                    self.manager.tmp.mkdir(exist_ok=True)
+                    self._fd, self._temp = tempfile.mkstemp(suffix=TMP_SUFFIX,
+                                                            dir=self.manager.tmp)
             except OSError as exc:
                 raise DeviceUnavailable(self.manager.name, f"cannot write: {exc}") from exc
 
@@ -421,7 +432,7 @@ class DiskFileWriter:
             hash_dir = self.manager.hash_dir(self.partition, self.obj_hash)
             final = hash_dir / info.filename
             for attempt in range(2):  # a concurrent cleanup may prune the new hash dir
-                _makedirs_durable(hash_dir)
+                made = _makedirs_durable(hash_dir)
                 try:
                     os.rename(self._temp, final)
                     break
@@ -430,7 +441,8 @@ class DiskFileWriter:
                         raise
             self._temp, self._final = None, final
             fsync_dir(hash_dir)
-            self.manager.cleanup(hash_dir)
+            if not made:  # a directory made just now holds no older version to drop
+                self.manager.cleanup(hash_dir)
             return final
 
     def abort(self) -> None:
