@@ -125,6 +125,21 @@ class ObjectBackend(abc.ABC):
     async def open_writer(self, device: Device, partition: int, obj_hash: str) -> ReplicaWriter:
         """Start writing a version. Raises ``DeviceUnavailable``."""
 
+    async def write_whole(
+        self, device: Device, partition: int, obj_hash: str, data: bytes,
+        metadata: Mapping[str, str], timestamp: Timestamp,
+    ) -> ReplicaWriter:
+        """Open, write ``data`` and commit (a small object in one go); returns the
+        committed writer, whose ``abort`` removes the version again. Raises as
+        ``open_writer`` and ``ReplicaWriter.commit`` do; leaves nothing then."""
+        writer = await self.open_writer(device, partition, obj_hash)
+        try:
+            await writer.write_and_commit(data, metadata, timestamp)
+        except BaseException:
+            await writer.abort()
+            raise
+        return writer
+
     @abc.abstractmethod
     async def open_reader(self, device: Device, partition: int, obj_hash: str) -> ReplicaReader:
         """The newest version.
@@ -217,6 +232,20 @@ class LocalBackend(ObjectBackend):
             raise
         return local
 
+    async def write_whole(
+        self, device: Device, partition: int, obj_hash: str, data: bytes,
+        metadata: Mapping[str, str], timestamp: Timestamp,
+    ) -> ReplicaWriter:
+        """All in one thread hop. A caller cancelled meanwhile leaves nothing: the abort
+        waits (on the writer's lock) for what the thread is doing, then undoes it."""
+        local = _LocalWriter(device, self.manager(device).writer(partition, obj_hash))
+        try:
+            await self._run(device, _write_whole, local.disk_writer, data, metadata, timestamp)
+        except BaseException:
+            await local.abort()
+            raise
+        return local
+
     async def open_reader(self, device: Device, partition: int, obj_hash: str) -> ReplicaReader:
         manager = self.manager(device)
         reader, head = await self._run(device, _open, manager, partition, obj_hash, self.prefetch)
@@ -265,6 +294,10 @@ class _LocalWriter(ReplicaWriter):
     @property
     def etag(self) -> str | None:
         return self._writer.etag
+
+    @property
+    def disk_writer(self) -> DiskFileWriter:
+        return self._writer
 
     async def write(self, block: bytes) -> None:
         await run_blocking(_mapped, self.device.device, self._writer.write, block)
@@ -359,6 +392,12 @@ def _open(
     except BaseException:
         reader.close()
         raise
+
+
+def _write_whole(writer: DiskFileWriter, data: bytes, metadata: Mapping[str, str],
+                 timestamp: Timestamp) -> None:
+    writer.open()
+    _write_and_commit(writer, data, metadata, timestamp)
 
 
 def _write_and_commit(writer: DiskFileWriter, block: bytes, metadata: Mapping[str, str],

@@ -442,6 +442,13 @@ class RoutingBackend(ObjectBackend):
     async def open_writer(self, device: Device, partition: int, obj_hash: str) -> ReplicaWriter:
         return await self.backend_for(device).open_writer(device, partition, obj_hash)
 
+    async def write_whole(
+        self, device: Device, partition: int, obj_hash: str, data: bytes,
+        metadata: Mapping[str, str], timestamp: Timestamp,
+    ) -> ReplicaWriter:
+        return await self.backend_for(device).write_whole(device, partition, obj_hash, data,
+                                                          metadata, timestamp)
+
     async def open_reader(self, device: Device, partition: int, obj_hash: str) -> ReplicaReader:
         return await self.backend_for(device).open_reader(device, partition, obj_hash)
 

@@ -41,10 +41,14 @@ from onestack.object_store.timestamp import Timestamp
 
 log = logging.getLogger(__name__)
 BLOCK_SIZE = 4 * 1024 * 1024
-# An object up to this size is hashed on the event loop rather than in a worker thread.
+# A whole object up to this size is hashed on the event loop, not in a worker thread.
 INLINE_HASH = 64 * 1024
 # Set from what was written, whatever the caller passes.
 RESERVED_METADATA = frozenset({"name", "X-Timestamp", "ETag", "Content-Length"})
+
+
+def _md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def quorum_size(replicas: int) -> int:
@@ -184,12 +188,26 @@ class ObjectWriter:
             raise TypeError("metadata must map str to str")
         meta["name"] = f"/{account}/{container}/{obj}"
         partition, primaries = self.ring.get_nodes(account, container, obj)
-        fanout = _Fanout(
-            self.backend,
-            partition,
-            self.ring.object_hash(account, container, obj),
-            quorum_size(len(primaries)),
-        )
+        obj_hash = self.ring.object_hash(account, container, obj)
+        # The first block decides: an object that ends within it is written whole to
+        # each replica at once; a longer one is streamed.
+        chunks = aiter(body)
+        parts: list[bytes] = []
+        size = 0
+        while size < self.block_size:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                if expected_size is not None and size != expected_size:
+                    raise SizeMismatch(expected_size, size) from None
+                return await self._put_whole(partition, obj_hash, primaries, b"".join(parts),
+                                             meta, timestamp, expected_etag)
+            if chunk:
+                parts.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
+                size += len(chunk)
+                if expected_size is not None and size > expected_size:
+                    raise SizeMismatch(expected_size, size)
+        fanout = _Fanout(self.backend, partition, obj_hash, quorum_size(len(primaries)))
         md5: Any = None
         pending: asyncio.Future[None] | None = None
         try:
@@ -197,10 +215,9 @@ class ObjectWriter:
             # replicas that hash what they are sent (local ones) spare a fourth MD5 here
             if not fanout.hashing_replicas():
                 md5 = hashlib.md5(usedforsecurity=False)
-            size = 0
-            parts: list[bytes] = []
-            buffered = 0
-            async for chunk in body:
+            pending = asyncio.ensure_future(fanout.send(b"".join(parts), md5))
+            parts, buffered = [], 0
+            async for chunk in chunks:
                 if not chunk:
                     continue
                 parts.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
@@ -209,23 +226,18 @@ class ObjectWriter:
                 if expected_size is not None and size > expected_size:
                     raise SizeMismatch(expected_size, size)
                 if buffered >= self.block_size:
-                    if pending is not None:
-                        await pending
+                    await pending
                     pending = asyncio.ensure_future(fanout.send(b"".join(parts), md5))
                     parts, buffered = [], 0
-            if pending is not None:
-                await pending
-                pending = None
+            await pending
+            pending = None
             if expected_size is not None and size != expected_size:
                 raise SizeMismatch(expected_size, size)
             last = b"".join(parts)
-            if md5 is None and size == len(last) <= INLINE_HASH:
-                # the whole object is in hand and small: hashing it here costs less than
-                # the thread hop of sending it apart from the commit
-                md5 = hashlib.md5(last, usedforsecurity=False)
-            elif md5 is not None and last:
-                await run_blocking(md5.update, last)
-            elif md5 is None:  # the replicas hash what they are sent
+            if md5 is not None:
+                if last:
+                    await run_blocking(md5.update, last)
+            else:  # the replicas hash what they are sent
                 await fanout.send(last, None)
                 last = b""
             etag = md5.hexdigest() if md5 is not None else fanout.replica_etag()
@@ -239,6 +251,49 @@ class ObjectWriter:
             await asyncio.shield(fanout.abort())
             raise
         return PutResult(etag, size, timestamp, tuple(d for d, _ in fanout.live))
+
+    async def _put_whole(
+        self, partition: int, obj_hash: str, primaries: list[Device], data: bytes,
+        meta: dict[str, str], timestamp: Timestamp, expected_etag: str | None,
+    ) -> PutResult:
+        """Write ``data`` (a whole object of at most a block) to every primary at once,
+        each opened, written and committed in one go; a primary that fails is replaced
+        by the next handoff, whether it failed opening or committing (the data is at
+        hand, unlike a stream's)."""
+        if len(data) <= INLINE_HASH:  # cheaper here than a thread hop
+            etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        else:
+            etag = await run_blocking(_md5_hex, data)
+        if expected_etag is not None and expected_etag.strip('"').lower() != etag:
+            raise EtagMismatch(expected_etag, etag)
+        meta["ETag"] = etag
+        written: list[tuple[Device, ReplicaWriter]] = []
+
+        async def one(device: Device) -> bool:
+            try:
+                writer = await self.backend.write_whole(device, partition, obj_hash, data, meta,
+                                                        timestamp)
+            except Exception as exc:  # noqa: BLE001 - any failure just loses this replica
+                log.warning("object write failed on %s: %s", device.device, exc)
+                return False
+            written.append((device, writer))
+            return True
+
+        quorum = quorum_size(len(primaries))
+        try:
+            missing = len(primaries) - sum(await asyncio.gather(*(one(d) for d in primaries)))
+            handoffs = self._handoffs(partition)
+            while missing:
+                batch = [d for _, d in zip(range(missing), handoffs, strict=False)]
+                if not batch:
+                    break
+                missing -= sum(await asyncio.gather(*(one(d) for d in batch)))
+            if len(written) < quorum:
+                raise QuorumNotMet(len(written), quorum)
+        except BaseException:
+            await asyncio.shield(asyncio.gather(*(w.abort() for _, w in written)))
+            raise
+        return PutResult(etag, len(data), timestamp, tuple(d for d, _ in written))
 
     def _handoffs(self, partition: int) -> Iterator[Device]:
         """Handoffs, computed only if a primary fails (ranking them costs a hash per device)."""

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
@@ -17,11 +19,13 @@ from objstore_cluster import Cluster, MiB, body, make_cluster
 from onestack.object_store import (
     Device,
     LocalBackend,
+    ObjectBackend,
     ObjectReader,
     ObjectWriter,
     ReplicaWriter,
     Timestamp,
 )
+from onestack.object_store import backend as backend_mod
 from onestack.object_store.errors import (
     DeviceUnavailable,
     EtagMismatch,
@@ -55,6 +59,9 @@ class FaultyBackend(LocalBackend):
         writer = await super().open_writer(device, partition, obj_hash)
         fault = self.faults.get(device.device)
         return _FaultyWriter(writer, device.device, fault) if fault else writer
+
+    # small objects too go through open_writer (and so through the faults)
+    write_whole = ObjectBackend.write_whole
 
 
 class _FaultyWriter(ReplicaWriter):
@@ -230,6 +237,54 @@ async def test_reads_return_the_newest_primary_replica(cluster: Cluster) -> None
     cluster.repair_device(stale)
     assert cluster.versions(stale, "o")  # the first primary still holds v1...
     assert await cluster.read("o") == b"v2"  # ...but the newest replica is returned
+
+
+@pytest.mark.parametrize("fault", ["corrupt", "commit"])
+async def test_a_small_object_goes_to_a_handoff_when_a_primary_fails_its_commit(
+    cluster_factory: Callable[..., Cluster], fault: str,
+) -> None:
+    """A whole small object is at hand, so a primary that fails late (a corrupt write,
+    a full disk at the commit) is replaced by a handoff, not just dropped."""
+    cluster = cluster_factory(devices=5)
+    bad = cluster.primaries("o")[1]
+    faulty = with_backend(cluster, FaultyBackend(cluster.root, {bad.device: fault}))
+    result = await faulty.writer.put("AUTH_t", "c", "o", body(b"small"), {})
+    handoff = cluster.handoffs("o")[0]
+    assert {d.id for d in result.devices} == (
+        {d.id for d in cluster.primaries("o")} - {bad.id} | {handoff.id})
+    assert cluster.versions(bad, "o") == []
+    assert cluster.versions(handoff, "o") == [f"{result.timestamp.normal}.data"]
+    assert [f for f in leftovers(cluster) if "/tmp/" in f] == []
+
+
+async def test_a_cancelled_small_put_leaves_nothing(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small object is written in one thread hop per replica; a caller cancelled
+    while the threads run leaves no replica, committed or not."""
+    real = backend_mod._write_whole
+    started, ended = asyncio.Event(), threading.Semaphore(0)
+    loop = asyncio.get_running_loop()
+
+    def slow(*args: object) -> None:
+        loop.call_soon_threadsafe(started.set)
+        time.sleep(0.2)
+        try:
+            real(*args)  # type: ignore[arg-type]
+        finally:
+            ended.release()
+
+    monkeypatch.setattr(backend_mod, "_write_whole", slow)
+    task = asyncio.create_task(cluster.writer.put("AUTH_t", "c", "o", body(b"small"), {}))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(3):  # every replica's thread has finished
+        assert await asyncio.to_thread(ended.acquire, timeout=10)
+    assert leftovers(cluster) == []
+    with pytest.raises(ObjectNotFound):
+        await cluster.read("o")
 
 
 async def test_reads_fall_back_to_handoffs(cluster_factory: Callable[..., Cluster]) -> None:
