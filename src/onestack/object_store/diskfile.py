@@ -132,21 +132,18 @@ def read_trailer(fd: int, file_size: int) -> tuple[dict[str, str], int]:
     return metadata, data_len
 
 
-def _makedirs_durable(path: Path) -> bool:
-    """``mkdir -p`` that fsyncs the parent of every directory it creates; whether
-    ``path`` itself was made here."""
+def _makedirs(path: Path) -> list[Path]:
+    """``mkdir -p``; the directories it made, outermost first (each one's parent is
+    to be fsynced before the new entry counts)."""
     missing = []
     while not path.is_dir():
         missing.append(path)
         path = path.parent
-    made = False
+    made = []
     for directory in reversed(missing):
-        try:
+        with contextlib.suppress(FileExistsError):
             directory.mkdir()
-            made = True
-        except FileExistsError:
-            made = False
-        fsync_dir(directory.parent)
+            made.append(directory)
     return made
 
 
@@ -431,8 +428,9 @@ class DiskFileWriter:
             info = FileInfo(timestamp, TOMBSTONE if tombstone else DATA)
             hash_dir = self.manager.hash_dir(self.partition, self.obj_hash)
             final = hash_dir / info.filename
+            made: list[Path] = []
             for attempt in range(2):  # a concurrent cleanup may prune the new hash dir
-                made = _makedirs_durable(hash_dir)
+                made += _makedirs(hash_dir)
                 try:
                     os.rename(self._temp, final)
                     break
@@ -440,8 +438,12 @@ class DiskFileWriter:
                     if attempt:
                         raise
             self._temp, self._final = None, final
+            # the new entries, innermost first: the file, then each directory made for
+            # it (made and renamed before any of these, so one journal commit holds all)
             fsync_dir(hash_dir)
-            if not made:  # a directory made just now holds no older version to drop
+            for directory in reversed(made):
+                fsync_dir(directory.parent)
+            if hash_dir not in made:  # a directory made just now holds no older version
                 self.manager.cleanup(hash_dir)
             return final
 

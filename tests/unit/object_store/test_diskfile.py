@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from objstore_cluster import MiB
 
-from onestack.object_store import Device, DiskFileManager, FileInfo, LocalBackend, Timestamp
+from onestack.object_store import (
+    Device,
+    DiskFileManager,
+    FileInfo,
+    LocalBackend,
+    Timestamp,
+    diskfile,
+)
 from onestack.object_store.diskfile import FOOTER, MAGIC
 from onestack.object_store.errors import (
     DeviceUnavailable,
@@ -70,6 +77,34 @@ def test_layout_is_partition_suffix_hash_timestamp(dev: DiskFileManager) -> None
     assert os.listdir(dev.tmp) == []
     assert dev.partitions() == [7]
     assert dev.hashes(PART) == {HASH: FileInfo(T1, ".data")}
+
+
+def test_a_commit_makes_every_new_entry_durable(
+    dev: DiskFileManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is fsynced before it is renamed into place, then the hash dir, and
+    the parent of every directory the commit made (innermost first); a second
+    version in the same hash dir needs only the hash dir."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def sync_dir(path: Path) -> None:
+        synced.append(str(path.relative_to(dev.path)))
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            real_fsync(fd)
+        finally:
+            os.close(fd)
+
+    monkeypatch.setattr(diskfile.os, "fsync", lambda fd: (synced.append("file"), real_fsync(fd)))
+    monkeypatch.setattr(diskfile, "fsync_dir", sync_dir)
+    put(dev, b"one", T1)
+    objects, part = "objects", f"objects/{PART}"
+    suffix = f"{part}/{HASH[-3:]}"
+    assert synced == ["file", f"{suffix}/{HASH}", suffix, part, objects, "."]
+    synced.clear()
+    put(dev, b"two", T2)
+    assert synced == ["file", f"{suffix}/{HASH}"]
 
 
 def test_round_trip_with_60_kb_of_metadata_and_no_xattrs(
