@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from onestack.core.concurrency import run_blocking
+from onestack.core.concurrency import BatchLane, run_blocking
 from onestack.object_store.diskfile import (
     DiskFileManager,
     DiskFileReader,
@@ -208,6 +208,7 @@ class LocalBackend(ObjectBackend):
         self.mount_check = mount_check
         self.prefetch = prefetch
         self._managers: dict[str, DiskFileManager] = {}
+        self._read_lanes: dict[str, BatchLane] = {}
 
     def is_local(self, device: Device) -> bool:
         return True
@@ -218,6 +219,15 @@ class LocalBackend(ObjectBackend):
             found = DiskFileManager(self.root / device.device, mount_check=self.mount_check)
             self._managers[device.device] = found
         return found
+
+    def _read_lane(self, device: Device) -> BatchLane:
+        """Where a device's replicas are opened for reading: concurrent GETs of small
+        objects are opened in batches, by threads of their own (per device, as Swift's
+        object server can keep threads per disk), so a busy disk slows only its GETs."""
+        lane = self._read_lanes.get(device.device)
+        if lane is None:
+            lane = self._read_lanes[device.device] = BatchLane(f"open-{device.device}")
+        return lane
 
     async def _run(self, device: Device, fn: Callable[..., T], *args: Any) -> T:
         return await run_blocking(_mapped, device.device, fn, *args)
@@ -248,7 +258,8 @@ class LocalBackend(ObjectBackend):
 
     async def open_reader(self, device: Device, partition: int, obj_hash: str) -> ReplicaReader:
         manager = self.manager(device)
-        reader, head = await self._run(device, _open, manager, partition, obj_hash, self.prefetch)
+        reader, head = await self._read_lane(device).submit(
+            _mapped, device.device, _open, manager, partition, obj_hash, self.prefetch)
         return _LocalReader(device, manager, reader, partition, obj_hash, head)
 
     async def delete(
