@@ -3,7 +3,9 @@
 ``ObjectWriter.put`` streams one body to every primary device of the object's
 partition at once, in blocks of ``BLOCK_SIZE`` (one block travels to the
 replicas while the next is received, so memory stays at about two blocks
-whatever the size). A primary that cannot be opened is replaced by the next
+whatever the size). A body that ends within its first block is written whole
+instead: hashed first, then opened, written and committed on each replica in
+one go (``ObjectBackend.write_whole``), a failed primary replaced by a handoff. A primary that cannot be opened is replaced by the next
 handoff; one that fails mid-stream is dropped. The write succeeds when a quorum
 (``replicas // 2 + 1``) commits with the same ETag; otherwise every replica that
 was written is removed again and ``QuorumNotMet`` is raised. Each version is
@@ -237,7 +239,7 @@ class ObjectWriter:
             if md5 is not None:
                 if last:
                     await run_blocking(md5.update, last)
-            else:  # the replicas hash what they are sent
+            elif last:  # the replicas hash what they are sent
                 await fanout.send(last, None)
                 last = b""
             etag = md5.hexdigest() if md5 is not None else fanout.replica_etag()
