@@ -57,7 +57,8 @@ class SerialLane:
         self._pool.shutdown(wait=False)
 
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any],
+             Callable[[Any], None] | None]
 
 
 class BatchLane:
@@ -82,10 +83,16 @@ class BatchLane:
 
     def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
         """Queue ``fn(*args, **kwargs)``; await the future for its result."""
+        return self.submit_owned(None, functools.partial(fn, *args, **kwargs))
+
+    def submit_owned(self, discard: Callable[[T], None] | None,
+                     call: Callable[[], T]) -> asyncio.Future[T]:
+        """Queue ``call()``, whose result must be released (an open file): when the
+        caller was cancelled meanwhile, ``discard(result)`` runs on the event loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._ready:
-            self._jobs.append((loop, future, functools.partial(fn, *args, **kwargs)))
+            self._jobs.append((loop, future, call, discard))
             if self._idle:
                 self._ready.notify()
             elif len(self._threads) < self._size:
@@ -107,21 +114,26 @@ class BatchLane:
                         return
                 batch = list(self._jobs)
                 self._jobs.clear()
-            done: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
-            for loop, future, call in batch:
+            done: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
+            for loop, future, call, discard in batch:
                 try:
                     outcome, failed = call(), False
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     outcome, failed = exc, True
-                done.setdefault(loop, []).append((future, outcome, failed))
+                done.setdefault(loop, []).append((future, outcome, failed, discard))
             for loop, results in done.items():
                 with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                     loop.call_soon_threadsafe(_settle, results)
 
 
-def _settle(results: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
-    for future, outcome, failed in results:
-        if future.done():  # the caller was cancelled
+_Result = tuple["asyncio.Future[Any]", Any, bool, Callable[[Any], None] | None]
+
+
+def _settle(results: list[_Result]) -> None:
+    for future, outcome, failed, discard in results:
+        if future.done():  # the caller was cancelled: nobody will release the result
+            if discard is not None and not failed:
+                discard(outcome)
             continue
         if failed:
             future.set_exception(outcome)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -258,8 +259,10 @@ class LocalBackend(ObjectBackend):
 
     async def open_reader(self, device: Device, partition: int, obj_hash: str) -> ReplicaReader:
         manager = self.manager(device)
-        reader, head = await self._read_lane(device).submit(
-            _mapped, device.device, _open, manager, partition, obj_hash, self.prefetch)
+        reader, head = await self._read_lane(device).submit_owned(
+            _close_opened,
+            functools.partial(_mapped, device.device, _open, manager, partition, obj_hash,
+                              self.prefetch))
         return _LocalReader(device, manager, reader, partition, obj_hash, head)
 
     async def delete(
@@ -403,6 +406,10 @@ def _open(
     except BaseException:
         reader.close()
         raise
+
+
+def _close_opened(opened: tuple[DiskFileReader, bytes]) -> None:
+    opened[0].close()
 
 
 def _write_whole(writer: DiskFileWriter, data: bytes, metadata: Mapping[str, str],

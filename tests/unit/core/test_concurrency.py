@@ -67,6 +67,23 @@ async def test_a_cancelled_caller_does_not_stop_the_others() -> None:
     assert gone.cancelled()
 
 
+async def test_the_result_of_a_cancelled_call_is_released() -> None:
+    """An open file that nobody will get (the caller went away while it was being
+    opened) is handed to ``discard``; a result that was taken is not."""
+    lane = BatchLane("t", threads=1)
+    gate = threading.Event()
+    discarded: list[str] = []
+    blocked = lane.submit(gate.wait, 10)
+    await asyncio.sleep(0.05)
+    gone = lane.submit_owned(discarded.append, lambda: "gone")
+    kept = lane.submit_owned(discarded.append, lambda: "kept")
+    gone.cancel()
+    gate.set()
+    assert await blocked is True
+    assert await kept == "kept"
+    assert discarded == ["gone"]
+
+
 async def test_idle_threads_end_and_come_back(monkeypatch: pytest.MonkeyPatch) -> None:
     lane = BatchLane("t", threads=2)
     monkeypatch.setattr(lane, "IDLE_SECONDS", 0.05)

@@ -485,14 +485,14 @@ async def test_reads_prefetch_with_the_metadata_and_read_ahead(
         return await real(fn, *args)
 
     monkeypatch.setattr(backend_mod, "run_blocking", counted)
-    real_submit = backend_mod.BatchLane.submit
+    real_submit = backend_mod.BatchLane.submit_owned
 
     def submitted(lane: object, *args: object) -> object:
         nonlocal hops
         hops += 1
         return real_submit(lane, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(backend_mod.BatchLane, "submit", submitted)
+    monkeypatch.setattr(backend_mod.BatchLane, "submit_owned", submitted)
     await cluster.writer.put("AUTH_t", "c", "small", body(b"s" * 4096), {})
     hops = 0
     async with await cluster.reader.open("AUTH_t", "c", "small", newest=False) as replica:
