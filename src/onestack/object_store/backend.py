@@ -249,9 +249,10 @@ class LocalBackend(ObjectBackend):
     ) -> ReplicaWriter:
         """All in one thread hop. A caller cancelled meanwhile leaves nothing: the abort
         waits (on the writer's lock) for what the thread is doing, then undoes it."""
-        local = _LocalWriter(device, self.manager(device).writer(partition, obj_hash))
+        writer = self.manager(device).writer(partition, obj_hash)
+        local = _LocalWriter(device, writer)
         try:
-            await self._run(device, _write_whole, local.disk_writer, data, metadata, timestamp)
+            await self._run(device, _write_whole, writer, data, metadata, timestamp)
         except BaseException:
             await local.abort()
             raise
@@ -308,10 +309,6 @@ class _LocalWriter(ReplicaWriter):
     @property
     def etag(self) -> str | None:
         return self._writer.etag
-
-    @property
-    def disk_writer(self) -> DiskFileWriter:
-        return self._writer
 
     async def write(self, block: bytes) -> None:
         await run_blocking(_mapped, self.device.device, self._writer.write, block)

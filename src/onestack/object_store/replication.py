@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,21 @@ RESERVED_METADATA = frozenset({"name", "X-Timestamp", "ETag", "Content-Length"})
 
 def _md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+async def _on_replicas(primaries: list[Device], handoffs: Iterator[Device],
+                       attempt: Callable[[Device], Awaitable[bool]]) -> int:
+    """``attempt`` on every primary at once, then on as many handoffs as attempts
+    failed, until none failed or no handoff is left; how many succeeded."""
+    done = sum(await asyncio.gather(*(attempt(d) for d in primaries)))
+    missing = len(primaries) - done
+    while missing:
+        batch = [d for _, d in zip(range(missing), handoffs, strict=False)]
+        if not batch:
+            break
+        succeeded = sum(await asyncio.gather(*(attempt(d) for d in batch)))
+        done, missing = done + succeeded, missing - succeeded
+    return done
 
 
 def quorum_size(replicas: int) -> int:
@@ -83,17 +98,8 @@ class _Fanout:
         self.opened: list[ReplicaWriter] = []  # everything to undo on failure
 
     async def open(self, primaries: list[Device], handoffs: Iterator[Device]) -> None:
-        missing = len(primaries) - await self._open_all(primaries)
-        while missing:
-            batch = [d for _, d in zip(range(missing), handoffs, strict=False)]
-            if not batch:
-                break
-            missing -= await self._open_all(batch)
+        await _on_replicas(primaries, handoffs, self._open_one)
         self._check_quorum()
-
-    async def _open_all(self, devices: list[Device]) -> int:
-        results = await asyncio.gather(*(self._open_one(d) for d in devices))
-        return sum(results)
 
     async def _open_one(self, device: Device) -> bool:
         try:
@@ -262,10 +268,8 @@ class ObjectWriter:
         each opened, written and committed in one go; a primary that fails is replaced
         by the next handoff, whether it failed opening or committing (the data is at
         hand, unlike a stream's)."""
-        if len(data) <= INLINE_HASH:  # cheaper here than a thread hop
-            etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        else:
-            etag = await run_blocking(_md5_hex, data)
+        # a small one is hashed here: cheaper than a thread hop
+        etag = _md5_hex(data) if len(data) <= INLINE_HASH else await run_blocking(_md5_hex, data)
         if expected_etag is not None and expected_etag.strip('"').lower() != etag:
             raise EtagMismatch(expected_etag, etag)
         meta["ETag"] = etag
@@ -283,13 +287,7 @@ class ObjectWriter:
 
         quorum = quorum_size(len(primaries))
         try:
-            missing = len(primaries) - sum(await asyncio.gather(*(one(d) for d in primaries)))
-            handoffs = self._handoffs(partition)
-            while missing:
-                batch = [d for _, d in zip(range(missing), handoffs, strict=False)]
-                if not batch:
-                    break
-                missing -= sum(await asyncio.gather(*(one(d) for d in batch)))
+            await _on_replicas(primaries, self._handoffs(partition), one)
             if len(written) < quorum:
                 raise QuorumNotMet(len(written), quorum)
         except BaseException:
@@ -325,15 +323,7 @@ class ObjectWriter:
                 return False
             return True
 
-        done = sum(await asyncio.gather(*(tombstone(d) for d in primaries)))
-        missing = len(primaries) - done
-        handoffs = self._handoffs(partition)
-        while missing:
-            batch = [d for _, d in zip(range(missing), handoffs, strict=False)]
-            if not batch:
-                break
-            wrote = sum(await asyncio.gather(*(tombstone(d) for d in batch)))
-            done, missing = done + wrote, missing - wrote
+        done = await _on_replicas(primaries, self._handoffs(partition), tombstone)
         if done < quorum_size(len(primaries)):
             raise QuorumNotMet(done, quorum_size(len(primaries)))
         return timestamp
